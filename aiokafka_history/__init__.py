@@ -1,0 +1,52 @@
+"""asyncio-native LangChain chat message histories stored in Apache Kafka.
+
+``AsyncKafkaChatMessageHistory`` is the core; ``KafkaChatMessageHistory`` is the blocking
+drop-in for langchain_community's class of the same name. ``AsyncKafkaHistoryClient`` /
+``KafkaHistoryClient`` share one set of connections across many sessions.
+"""
+
+from __future__ import annotations
+
+from ._client import AsyncKafkaHistoryClient
+from ._config import DEFAULT_TTL_MS, KafkaOptions, KafkaSettings
+from ._errors import (
+    ConfigurationError,
+    EventLoopError,
+    HistoryClosedError,
+    InvalidSessionIdError,
+    KafkaHistoryError,
+    KafkaOperationError,
+    RecordDecodeError,
+    SessionReadError,
+    SessionWriteError,
+    TopicAdminError,
+)
+from ._history import AsyncKafkaChatMessageHistory, MessagesMode, StartPosition
+from ._naming import TopicNaming
+from ._sync import KafkaChatMessageHistory, KafkaHistoryClient
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_TTL_MS",
+    "AsyncKafkaChatMessageHistory",
+    "AsyncKafkaHistoryClient",
+    "ConfigurationError",
+    "EventLoopError",
+    "HistoryClosedError",
+    "InvalidSessionIdError",
+    "KafkaChatMessageHistory",
+    "KafkaHistoryClient",
+    "KafkaHistoryError",
+    "KafkaOperationError",
+    "KafkaOptions",
+    "KafkaSettings",
+    "MessagesMode",
+    "RecordDecodeError",
+    "SessionReadError",
+    "SessionWriteError",
+    "StartPosition",
+    "TopicAdminError",
+    "TopicNaming",
+    "__version__",
+]

@@ -1,0 +1,92 @@
+"""The exceptions of aiokafka-history.
+
+Every exception the package raises on purpose derives from :class:`KafkaHistoryError`::
+
+    KafkaHistoryError
+    ├── ConfigurationError (also ValueError)      bad constructor arguments
+    │   └── InvalidSessionIdError                 a session id that cannot name a topic
+    ├── HistoryClosedError (also RuntimeError)    use after close()
+    ├── EventLoopError (also RuntimeError)        an object used from the wrong event loop
+    ├── RecordDecodeError                          a record that is not a chat message
+    └── KafkaOperationError                       Kafka refused or failed an operation
+        ├── SessionWriteError                     a write that was not fully acknowledged
+        ├── SessionReadError                      a read that failed or timed out
+        └── TopicAdminError                       creating, clearing or deleting a topic failed
+
+Errors from aiokafka are translated at the boundary: the original exception is chained as
+``__cause__`` and the message names the session and topic, never a payload or a secret.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigurationError",
+    "EventLoopError",
+    "HistoryClosedError",
+    "InvalidSessionIdError",
+    "KafkaHistoryError",
+    "KafkaOperationError",
+    "RecordDecodeError",
+    "SessionReadError",
+    "SessionWriteError",
+    "TopicAdminError",
+]
+
+
+class KafkaHistoryError(Exception):
+    """Base class of every error raised by aiokafka-history."""
+
+
+class ConfigurationError(KafkaHistoryError, ValueError):
+    """An argument breaks a rule; the message states the rule and the fix."""
+
+
+class InvalidSessionIdError(ConfigurationError):
+    """A session id that cannot be used as (part of) a Kafka topic name."""
+
+
+class HistoryClosedError(KafkaHistoryError, RuntimeError):
+    """The history or client was used after it was closed."""
+
+
+class EventLoopError(KafkaHistoryError, RuntimeError):
+    """An object was used from an event loop it cannot serve (e.g. one already closed)."""
+
+
+class RecordDecodeError(KafkaHistoryError):
+    """A record in the session's topic is not a serialized LangChain message."""
+
+    def __init__(self, message: str, *, topic: str, partition: int, offset: int) -> None:
+        super().__init__(message)
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+
+
+class KafkaOperationError(KafkaHistoryError):
+    """Kafka failed or refused an operation on a session's topic."""
+
+    def __init__(self, message: str, *, session_id: str, topic: str) -> None:
+        super().__init__(message)
+        self.session_id = session_id
+        self.topic = topic
+
+
+class SessionWriteError(KafkaOperationError):
+    """Not every message of a write was acknowledged.
+
+    ``acknowledged`` counts the leading messages of the call that Kafka did acknowledge
+    (they are stored and will be read back); the others were not written.
+    """
+
+    def __init__(self, message: str, *, session_id: str, topic: str, acknowledged: int) -> None:
+        super().__init__(message, session_id=session_id, topic=topic)
+        self.acknowledged = acknowledged
+
+
+class SessionReadError(KafkaOperationError):
+    """A read failed, or could not catch up with the log within ``read_timeout``."""
+
+
+class TopicAdminError(KafkaOperationError):
+    """Creating, describing, clearing or deleting a session's topic failed."""

@@ -1,0 +1,461 @@
+"""Blocking facades: the async core run on an event loop in a background thread.
+
+Each method is one line that hands the core's coroutine to the loop thread (anyio's blocking
+portal). The ``a``-prefixed methods await the same core from any other event loop without
+blocking it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Awaitable, Callable, Sequence
+from types import TracebackType
+from typing import Any, TypeVar
+
+from langchain_core.chat_history import BaseChatMessageHistory
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from typing_extensions import Self, Unpack
+
+from ._client import AsyncKafkaHistoryClient
+from ._config import DEFAULT_TTL_MS, KafkaOptions
+from ._errors import ConfigurationError, HistoryClosedError
+from ._history import AsyncKafkaChatMessageHistory, MessagesMode
+from ._portal import LoopThread
+
+__all__ = ["KafkaChatMessageHistory", "KafkaHistoryClient"]
+
+T = TypeVar("T")
+
+
+class KafkaHistoryClient:
+    """Blocking twin of :class:`AsyncKafkaHistoryClient`: shared connections for many sessions.
+
+    Its connections live on an event loop in a background thread named
+    ``aiokafka-history-N``, started on first use and stopped by :meth:`close`. Thread-safe:
+    any number of threads may use it and its histories at once, and so may coroutines on other
+    event loops through the ``a``-prefixed methods.
+
+    Example::
+
+        with KafkaHistoryClient("localhost:9092") as client:
+            history = client.history("session-1")
+            history.add_user_message("hi!")
+            print(history.messages)
+
+    Arguments and errors are those of :class:`AsyncKafkaHistoryClient`.
+    """
+
+    def __init__(
+        self,
+        bootstrap_servers: str | list[str],
+        *,
+        topic_prefix: str = "",
+        encode_session_ids: bool = False,
+        max_readers: int = 4,
+        read_timeout: float = 60.0,
+        **kafka_options: Unpack[KafkaOptions],
+    ) -> None:
+        self._closed = True
+        self._core = AsyncKafkaHistoryClient(
+            bootstrap_servers,
+            topic_prefix=topic_prefix,
+            encode_session_ids=encode_session_ids,
+            max_readers=max_readers,
+            read_timeout=read_timeout,
+            **kafka_options,
+        )
+        self._loop = LoopThread("aiokafka-history")
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return repr(self._core).replace(type(self._core).__name__, type(self).__name__, 1)
+
+    @property
+    def core(self) -> AsyncKafkaHistoryClient:
+        """The async client running on this client's loop thread."""
+        return self._core
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
+    def history(
+        self,
+        session_id: str,
+        *,
+        ttl_ms: int = DEFAULT_TTL_MS,
+        replication_factor: int = 1,
+        partition: int = 1,
+        messages_mode: MessagesMode = "last_consumed",
+        consumer_group: str | None = None,
+    ) -> KafkaChatMessageHistory:
+        """A blocking history of ``session_id`` on this client's connections."""
+        core = self._core.history(
+            session_id,
+            ttl_ms=ttl_ms,
+            replication_factor=replication_factor,
+            partition=partition,
+            messages_mode=messages_mode,
+            consumer_group=consumer_group,
+        )
+        return KafkaChatMessageHistory._wrap(core, self, owns_client=False)
+
+    def _call(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        if self._closed:
+            raise HistoryClosedError(f"{type(self).__name__} is closed")
+        return self._loop.call(fn, *args)
+
+    async def _run(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        if self._closed:
+            raise HistoryClosedError(f"{type(self).__name__} is closed")
+        return await self._loop.run(fn, *args)
+
+    def list_sessions(self) -> list[str]:
+        """Blocking twin of :meth:`AsyncKafkaHistoryClient.list_sessions`."""
+        return self._call(self._core.list_sessions)
+
+    def session_exists(self, session_id: str) -> bool:
+        """Blocking twin of :meth:`AsyncKafkaHistoryClient.session_exists`."""
+        return self._call(self._core.session_exists, session_id)
+
+    def delete_session(self, session_id: str) -> bool:
+        """Blocking twin of :meth:`AsyncKafkaHistoryClient.delete_session`."""
+        return self._call(self._core.delete_session, session_id)
+
+    async def alist_sessions(self) -> list[str]:
+        """:meth:`list_sessions` awaited from another event loop."""
+        return await self._run(self._core.list_sessions)
+
+    async def asession_exists(self, session_id: str) -> bool:
+        """:meth:`session_exists` awaited from another event loop."""
+        return await self._run(self._core.session_exists, session_id)
+
+    async def adelete_session(self, session_id: str) -> bool:
+        """:meth:`delete_session` awaited from another event loop."""
+        return await self._run(self._core.delete_session, session_id)
+
+    def close(self) -> None:
+        """Close the connections and stop the loop thread; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._loop.loop is not None:
+            self._loop.call(self._core.aclose)
+        else:
+            self._core.close()
+        self._loop.stop()
+
+    async def aclose(self) -> None:
+        """:meth:`close` awaited from another event loop."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._loop.loop is not None:
+            await self._loop.run(self._core.aclose)
+        else:
+            self._core.close()
+        self._loop.stop()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __del__(self, _warn: Callable[..., None] = warnings.warn) -> None:
+        if getattr(self, "_closed", True) or self._loop.loop is None:
+            return
+        _warn(f"unclosed {self!r}", ResourceWarning, source=self, stacklevel=2)
+
+
+class KafkaChatMessageHistory(BaseChatMessageHistory):
+    """Drop-in, blocking replacement for langchain_community's ``KafkaChatMessageHistory``.
+
+    Same constructor (``session_id, bootstrap_servers, ttl_ms, replication_factor,
+    partition``) and methods, without its defects: reads return as soon as they caught up,
+    messages come back in write order, the constructor does no I/O, failed writes raise, and
+    security settings pass through. ``partition`` defaults to 1 (langchain_community: 3).
+    ``max_message_count`` defaults to None, no cap (langchain_community: 5).
+
+    Runs :class:`AsyncKafkaChatMessageHistory` on its client's loop thread. Thread-safe; works
+    from threads that run an event loop too, and its ``a``-prefixed methods await without
+    blocking the caller's loop. See :class:`AsyncKafkaChatMessageHistory` for the arguments,
+    semantics and errors.
+
+    Example::
+
+        history = KafkaChatMessageHistory("chat-message-history-kafka", "localhost:9092")
+        history.add_user_message("hi!")
+        history.add_ai_message("whats up?")
+        history.messages  # [HumanMessage('hi!'), AIMessage('whats up?')]
+        history.close()
+    """
+
+    def __init__(
+        self,
+        session_id: str,
+        bootstrap_servers: str | list[str] | None = None,
+        ttl_ms: int = DEFAULT_TTL_MS,
+        replication_factor: int = 1,
+        partition: int = 1,
+        *,
+        client: KafkaHistoryClient | None = None,
+        messages_mode: MessagesMode = "last_consumed",
+        consumer_group: str | None = None,
+        topic_prefix: str = "",
+        encode_session_ids: bool = False,
+        **kafka_options: Unpack[KafkaOptions],
+    ) -> None:
+        self._closed = True
+        owns = client is None
+        if client is None:
+            if bootstrap_servers is None:
+                raise ConfigurationError("pass bootstrap_servers, or client= to share one")
+            client = KafkaHistoryClient(
+                bootstrap_servers,
+                topic_prefix=topic_prefix,
+                encode_session_ids=encode_session_ids,
+                **kafka_options,
+            )
+        elif bootstrap_servers is not None or kafka_options or topic_prefix:
+            raise ConfigurationError(
+                "connection options belong to the shared client: pass either client= or "
+                "bootstrap_servers and options, not both"
+            )
+        try:
+            core = client.core.history(
+                session_id,
+                ttl_ms=ttl_ms,
+                replication_factor=replication_factor,
+                partition=partition,
+                messages_mode=messages_mode,
+                consumer_group=consumer_group,
+            )
+        except BaseException:
+            if owns:
+                client.close()
+            raise
+        self._init(core, client, owns)
+
+    @classmethod
+    def _wrap(
+        cls, core: AsyncKafkaChatMessageHistory, client: KafkaHistoryClient, *, owns_client: bool
+    ) -> Self:
+        self = cls.__new__(cls)
+        self._init(core, client, owns_client)
+        return self
+
+    def _init(
+        self, core: AsyncKafkaChatMessageHistory, client: KafkaHistoryClient, owns: bool
+    ) -> None:
+        self._core = core
+        self._client = client
+        self._loop = client._loop
+        self._owns_client = owns
+        self.session_id = core.session_id
+        self.topic = core.topic
+        self.consumer_group = core.consumer_group
+        self.messages_mode = core.messages_mode
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return repr(self._core).replace(type(self._core).__name__, type(self).__name__, 1)
+
+    @property
+    def client(self) -> KafkaHistoryClient:
+        """The client whose connections this history uses."""
+        return self._client
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
+    def _call(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        if self._closed or self._client.closed:
+            raise HistoryClosedError(
+                f"history of session {self.session_id!r} is closed; create a new one"
+            )
+        return self._loop.call(fn, *args)
+
+    async def _run(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        if self._closed or self._client.closed:
+            raise HistoryClosedError(
+                f"history of session {self.session_id!r} is closed; create a new one"
+            )
+        return await self._loop.run(fn, *args)
+
+    # -- blocking ---------------------------------------------------------------------------
+
+    @property
+    def messages(self) -> list[BaseMessage]:  # type: ignore[override]
+        """The messages of ``messages_mode``: new since the last read (default), or all."""
+        return self._call(self._core.aget_messages)
+
+    def get_messages(self) -> list[BaseMessage]:
+        """Same as :attr:`messages`, as a method."""
+        return self._call(self._core.aget_messages)
+
+    def messages_from_beginning(
+        self, max_message_count: int | None = None, max_time_sec: float | None = None
+    ) -> list[BaseMessage]:
+        """See :meth:`AsyncKafkaChatMessageHistory.amessages_from_beginning`."""
+        return self._call(self._core.amessages_from_beginning, max_message_count, max_time_sec)
+
+    def messages_from_latest(
+        self, max_message_count: int | None = None, max_time_sec: float | None = None
+    ) -> list[BaseMessage]:
+        """See :meth:`AsyncKafkaChatMessageHistory.amessages_from_latest`."""
+        return self._call(self._core.amessages_from_latest, max_message_count, max_time_sec)
+
+    def messages_from_last_consumed(
+        self, max_message_count: int | None = None, max_time_sec: float | None = None
+    ) -> list[BaseMessage]:
+        """See :meth:`AsyncKafkaChatMessageHistory.amessages_from_last_consumed`."""
+        return self._call(self._core.amessages_from_last_consumed, max_message_count, max_time_sec)
+
+    def add_messages(self, messages: Sequence[BaseMessage]) -> None:
+        """See :meth:`AsyncKafkaChatMessageHistory.aadd_messages`."""
+        self._call(self._core.aadd_messages, messages)
+
+    def add_message(self, message: BaseMessage) -> None:
+        """See :meth:`AsyncKafkaChatMessageHistory.aadd_message`."""
+        self._call(self._core.aadd_message, message)
+
+    def add_user_message(self, message: HumanMessage | str) -> None:
+        """See :meth:`AsyncKafkaChatMessageHistory.aadd_user_message`."""
+        self._call(self._core.aadd_user_message, message)
+
+    def add_ai_message(self, message: AIMessage | str) -> None:
+        """See :meth:`AsyncKafkaChatMessageHistory.aadd_ai_message`."""
+        self._call(self._core.aadd_ai_message, message)
+
+    def clear(self) -> None:
+        """See :meth:`AsyncKafkaChatMessageHistory.aclear`."""
+        self._call(self._core.aclear)
+
+    def delete_topic(self) -> bool:
+        """See :meth:`AsyncKafkaChatMessageHistory.adelete_topic`."""
+        return self._call(self._core.adelete_topic)
+
+    def close(self) -> None:
+        """Release the history (and its private client); idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._loop_close_core()
+        if self._owns_client:
+            self._client.close()
+
+    def _loop_close_core(self) -> None:
+        if self._loop.loop is not None and not self._client.closed:
+            self._loop.call(self._core.aclose)
+        else:
+            self._core._closed = True
+
+    # -- awaitable from another loop --------------------------------------------------------
+
+    async def aget_messages(self) -> list[BaseMessage]:
+        """:attr:`messages`, awaited without blocking the caller's event loop."""
+        return await self._run(self._core.aget_messages)
+
+    async def amessages_from_beginning(
+        self, max_message_count: int | None = None, max_time_sec: float | None = None
+    ) -> list[BaseMessage]:
+        """:meth:`messages_from_beginning`, awaited."""
+        return await self._run(self._core.amessages_from_beginning, max_message_count, max_time_sec)
+
+    async def amessages_from_latest(
+        self, max_message_count: int | None = None, max_time_sec: float | None = None
+    ) -> list[BaseMessage]:
+        """:meth:`messages_from_latest`, awaited."""
+        return await self._run(self._core.amessages_from_latest, max_message_count, max_time_sec)
+
+    async def amessages_from_last_consumed(
+        self, max_message_count: int | None = None, max_time_sec: float | None = None
+    ) -> list[BaseMessage]:
+        """:meth:`messages_from_last_consumed`, awaited."""
+        return await self._run(
+            self._core.amessages_from_last_consumed, max_message_count, max_time_sec
+        )
+
+    async def aadd_messages(self, messages: Sequence[BaseMessage]) -> None:
+        """:meth:`add_messages`, awaited."""
+        await self._run(self._core.aadd_messages, messages)
+
+    async def aadd_message(self, message: BaseMessage) -> None:
+        """:meth:`add_message`, awaited."""
+        await self._run(self._core.aadd_message, message)
+
+    async def aadd_user_message(self, message: HumanMessage | str) -> None:
+        """:meth:`add_user_message`, awaited."""
+        await self._run(self._core.aadd_user_message, message)
+
+    async def aadd_ai_message(self, message: AIMessage | str) -> None:
+        """:meth:`add_ai_message`, awaited."""
+        await self._run(self._core.aadd_ai_message, message)
+
+    async def aclear(self) -> None:
+        """:meth:`clear`, awaited."""
+        await self._run(self._core.aclear)
+
+    async def adelete_topic(self) -> bool:
+        """:meth:`delete_topic`, awaited."""
+        return await self._run(self._core.adelete_topic)
+
+    async def aclose(self) -> None:
+        """:meth:`close`, awaited."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._loop.loop is not None and not self._client.closed:
+            await self._loop.run(self._core.aclose)
+        if self._owns_client:
+            await self._client.aclose()
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __del__(self, _warn: Callable[..., None] = warnings.warn) -> None:
+        if getattr(self, "_closed", True) or not self._owns_client:
+            return
+        if not self._client.closed and self._loop.loop is not None:
+            _warn(f"unclosed {self!r}", ResourceWarning, source=self, stacklevel=2)
