@@ -24,6 +24,7 @@ from ._errors import (
 from ._history import AsyncKafkaChatMessageHistory, MessagesMode, StartPosition
 from ._naming import TopicNaming
 from ._sync import KafkaChatMessageHistory, KafkaHistoryClient
+from ._tail import BlockingMessageTail, MessageTail, ProxyMessageTail
 
 __version__ = "0.1.0"
 
@@ -31,6 +32,7 @@ __all__ = [
     "DEFAULT_TTL_MS",
     "AsyncKafkaChatMessageHistory",
     "AsyncKafkaHistoryClient",
+    "BlockingMessageTail",
     "ConfigurationError",
     "EventLoopError",
     "HistoryClosedError",
@@ -41,7 +43,9 @@ __all__ = [
     "KafkaOperationError",
     "KafkaOptions",
     "KafkaSettings",
+    "MessageTail",
     "MessagesMode",
+    "ProxyMessageTail",
     "RecordDecodeError",
     "SessionReadError",
     "SessionWriteError",

@@ -25,7 +25,8 @@ from ._errors import (
     TopicAdminError,
 )
 from ._ordering import merge_in_write_order, take_first
-from ._transport import Transport
+from ._tail import BlockingMessageTail, MessageTail
+from ._transport import Record, Transport
 
 __all__ = ["AsyncKafkaChatMessageHistory", "MessagesMode", "StartPosition"]
 
@@ -285,12 +286,7 @@ class AsyncKafkaChatMessageHistory(BaseChatMessageHistory):
                 deadline=deadline,
             )
             if not result.caught_up and max_time_sec is None:
-                raise SessionReadError(
-                    f"reading session {self.session_id!r} (topic {self.topic!r}) did not catch "
-                    f"up within read_timeout={self._client.read_timeout}s",
-                    session_id=self.session_id,
-                    topic=self.topic,
-                )
+                raise self._timeout_error()
             records, positions = take_first(
                 merge_in_write_order(result.records), max_message_count, starts
             )
@@ -302,13 +298,81 @@ class AsyncKafkaChatMessageHistory(BaseChatMessageHistory):
             if commit:
                 await transport.commit(self.consumer_group, self.topic, positions)
         except KafkaError as exc:
-            raise SessionReadError(
-                f"reading session {self.session_id!r} (topic {self.topic!r}) failed: "
-                f"{type(exc).__name__}: {exc}",
-                session_id=self.session_id,
-                topic=self.topic,
-            ) from exc
+            raise self._read_error(exc) from exc
         return messages
+
+    async def alast_messages(self, count: int) -> list[BaseMessage]:
+        """The newest ``count`` messages, oldest first, without reading the whole log.
+
+        Reads backwards from the end in growing windows (offsets may have gaps, so a window
+        is widened until it holds ``count`` records or reaches the start). Moves no position:
+        this is what keeps a long conversation's prompt small.
+
+        Raises:
+            ConfigurationError: ``count`` is not an int >= 0.
+            SessionReadError: Kafka failed, or the read took longer than ``read_timeout``.
+        """
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise ConfigurationError(f"count must be an int >= 0, got {count!r}")
+        if count == 0:
+            return []
+        transport = await self._transport()
+        deadline = time.monotonic() + self._client.read_timeout
+        parts = await self._partitions(transport)
+        try:
+            begins, ends = await transport.offsets_bounds(self.topic, parts)
+            found: dict[int, list[Record]] = {}
+            todo = {p: count for p in parts if ends[p] > begins[p]}
+            while todo:
+                starts = {p: max(begins[p], ends[p] - span) for p, span in todo.items()}
+                result = await transport.read(
+                    self.topic,
+                    starts,
+                    {p: ends[p] for p in todo},
+                    max_per_partition=None,
+                    deadline=deadline,
+                )
+                if not result.caught_up:
+                    raise self._timeout_error()
+                for p in list(todo):
+                    found[p] = result.records[p]
+                    if len(found[p]) >= count or starts[p] == begins[p]:
+                        del todo[p]
+                    else:
+                        todo[p] *= 4
+            newest = {p: records[-count:] for p, records in found.items()}
+            records = merge_in_write_order(newest)[-count:]
+            return [
+                decode_message(r.value, topic=self.topic, partition=r.partition, offset=r.offset)
+                for r in records
+                if r.value is not None
+            ]
+        except KafkaError as exc:
+            raise self._read_error(exc) from exc
+
+    def atail(
+        self,
+        start: StartPosition = "latest",
+        *,
+        commit: bool = False,
+        idle_timeout: float | None = None,
+    ) -> MessageTail:
+        """Follow the session live: an async iterator of messages as they are written.
+
+        Example::
+
+            async with history.atail("latest") as tail:
+                async for message in tail:
+                    print(message.content)
+
+        Args:
+            start: ``"latest"`` (what is written from now on), ``"beginning"`` (everything,
+                then live) or ``"last_consumed"``.
+            commit: move the last consumed position past each message handed out.
+            idle_timeout: end the iteration after this many seconds without a message.
+        """
+        self._check_open()
+        return MessageTail(self, start, commit=commit, idle_timeout=idle_timeout)
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -464,6 +528,22 @@ class AsyncKafkaChatMessageHistory(BaseChatMessageHistory):
             self.amessages_from_last_consumed, max_message_count, max_time_sec
         )
 
+    def last_messages(self, count: int) -> list[BaseMessage]:
+        """Blocking twin of :meth:`alast_messages`."""
+        return self._client._blocking(self.alast_messages, count)
+
+    def tail(
+        self,
+        start: StartPosition = "latest",
+        *,
+        commit: bool = False,
+        idle_timeout: float | None = None,
+    ) -> BlockingMessageTail:
+        """Blocking twin of :meth:`atail`: an iterator (and ``with`` block) of live messages."""
+        return BlockingMessageTail(
+            self.atail(start, commit=commit, idle_timeout=idle_timeout), self._client._blocking
+        )
+
     def add_messages(self, messages: Sequence[BaseMessage]) -> None:
         """Blocking twin of :meth:`aadd_messages`."""
         self._client._blocking(self.aadd_messages, messages)
@@ -511,6 +591,22 @@ class AsyncKafkaChatMessageHistory(BaseChatMessageHistory):
     async def _partitions(self, transport: Transport) -> list[int]:
         return await self._client._topic_partitions(
             transport, self.session_id, self.topic, self.topic_settings
+        )
+
+    def _timeout_error(self) -> SessionReadError:
+        return SessionReadError(
+            f"reading session {self.session_id!r} (topic {self.topic!r}) did not catch up "
+            f"within read_timeout={self._client.read_timeout}s",
+            session_id=self.session_id,
+            topic=self.topic,
+        )
+
+    def _read_error(self, exc: BaseException) -> SessionReadError:
+        return SessionReadError(
+            f"reading session {self.session_id!r} (topic {self.topic!r}) failed: "
+            f"{type(exc).__name__}: {exc}",
+            session_id=self.session_id,
+            topic=self.topic,
         )
 
     def _lock(self) -> asyncio.Lock:

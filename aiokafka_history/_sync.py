@@ -19,8 +19,9 @@ from typing_extensions import Self, Unpack
 from ._client import AsyncKafkaHistoryClient
 from ._config import DEFAULT_TTL_MS, KafkaOptions
 from ._errors import ConfigurationError, HistoryClosedError
-from ._history import AsyncKafkaChatMessageHistory, MessagesMode
+from ._history import AsyncKafkaChatMessageHistory, MessagesMode, StartPosition
 from ._portal import LoopThread
+from ._tail import BlockingMessageTail, ProxyMessageTail
 
 __all__ = ["KafkaChatMessageHistory", "KafkaHistoryClient"]
 
@@ -331,6 +332,32 @@ class KafkaChatMessageHistory(BaseChatMessageHistory):
         """See :meth:`AsyncKafkaChatMessageHistory.amessages_from_last_consumed`."""
         return self._call(self._core.amessages_from_last_consumed, max_message_count, max_time_sec)
 
+    def last_messages(self, count: int) -> list[BaseMessage]:
+        """See :meth:`AsyncKafkaChatMessageHistory.alast_messages`."""
+        return self._call(self._core.alast_messages, count)
+
+    def tail(
+        self,
+        start: StartPosition = "latest",
+        *,
+        commit: bool = False,
+        idle_timeout: float | None = None,
+    ) -> BlockingMessageTail:
+        """See :meth:`AsyncKafkaChatMessageHistory.tail`."""
+        tail = self._core.atail(start, commit=commit, idle_timeout=idle_timeout)
+        return BlockingMessageTail(tail, self._call)
+
+    def atail(
+        self,
+        start: StartPosition = "latest",
+        *,
+        commit: bool = False,
+        idle_timeout: float | None = None,
+    ) -> ProxyMessageTail:
+        """:meth:`tail` as an async iterator, awaited without blocking the caller's loop."""
+        tail = self._core.atail(start, commit=commit, idle_timeout=idle_timeout)
+        return ProxyMessageTail(tail, self._run)
+
     def add_messages(self, messages: Sequence[BaseMessage]) -> None:
         """See :meth:`AsyncKafkaChatMessageHistory.aadd_messages`."""
         self._call(self._core.aadd_messages, messages)
@@ -395,6 +422,10 @@ class KafkaChatMessageHistory(BaseChatMessageHistory):
         return await self._run(
             self._core.amessages_from_last_consumed, max_message_count, max_time_sec
         )
+
+    async def alast_messages(self, count: int) -> list[BaseMessage]:
+        """:meth:`last_messages`, awaited."""
+        return await self._run(self._core.alast_messages, count)
 
     async def aadd_messages(self, messages: Sequence[BaseMessage]) -> None:
         """:meth:`add_messages`, awaited."""

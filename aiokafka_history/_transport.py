@@ -247,6 +247,34 @@ class Transport:
                 if not self._closed:
                     self._idle_readers.append(reader)
 
+    @staticmethod
+    def tp(topic: str, partition: int) -> Any:
+        """The TopicPartition of aiokafka for ``topic`` and ``partition``."""
+        return TopicPartition(topic, partition)
+
+    async def open_consumer(self) -> Any:
+        """A started consumer of its own (for long-lived tails), closed with the transport."""
+        consumer = AIOKafkaConsumer(
+            **self._reader_kwargs,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+        self._all_readers.append(consumer)
+        try:
+            await consumer.start()
+        except BaseException:
+            self._all_readers.remove(consumer)
+            await consumer.stop()
+            raise
+        return consumer
+
+    async def close_consumer(self, consumer: Any) -> None:
+        """Stop a consumer from :meth:`open_consumer`."""
+        if consumer in self._all_readers:
+            self._all_readers.remove(consumer)
+        await consumer.stop()
+
     async def end_offsets(self, topic: str, partitions: Iterable[int]) -> dict[int, int]:
         """The offset the next record of each partition will get (the high watermark)."""
         tps = [TopicPartition(topic, p) for p in partitions]
