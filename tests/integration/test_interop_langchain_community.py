@@ -73,8 +73,8 @@ def test_positions_are_shared_with_community_consumers(
     """Same consumer group name as langchain_community: a migration keeps the position."""
     community = CommunityHistory(session_id, kafka_bootstrap, partition=1)
     community.add_messages(WALKTHROUGH[:2])
-    assert community.messages_from_beginning(max_message_count=2, max_time_sec=30) == (
-        WALKTHROUGH[:2]
+    assert (
+        community.messages_from_beginning(max_message_count=2, max_time_sec=30) == (WALKTHROUGH[:2])
     )
     community.add_messages(WALKTHROUGH[2:])
     community.close()

@@ -1,0 +1,179 @@
+"""Bounded reads, order, positions and modes on the real broker."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+
+import pytest
+from langchain_core.messages import AIMessage, HumanMessage
+
+from aiokafka_history import AsyncKafkaChatMessageHistory, KafkaChatMessageHistory
+
+
+def _contents(messages: list) -> list[str]:  # type: ignore[type-arg]
+    return [m.content for m in messages]
+
+
+def test_read_with_nothing_new_does_not_wait_out_max_time(
+    kafka_bootstrap: str, session_id: str
+) -> None:
+    with KafkaChatMessageHistory(session_id, kafka_bootstrap) as history:
+        history.add_user_message("only")
+        assert _contents(history.messages) == ["only"]
+        for read in (
+            lambda: history.messages_from_last_consumed(max_message_count=100, max_time_sec=60),
+            lambda: history.messages_from_latest(max_time_sec=60),
+        ):
+            started = time.monotonic()
+            assert read() == []
+            # A 60 s budget: returning well inside it shows the read stopped at the log's end.
+            assert time.monotonic() - started < 30
+
+
+def test_empty_new_topic_reads_empty(kafka_bootstrap: str, session_id: str) -> None:
+    with KafkaChatMessageHistory(session_id, kafka_bootstrap) as history:
+        assert history.messages == []
+        assert history.messages_from_beginning() == []
+        assert history.last_messages(5) == []
+
+
+def test_max_message_count_caps_and_moves_the_position_exactly(
+    kafka_bootstrap: str, session_id: str
+) -> None:
+    with KafkaChatMessageHistory(session_id, kafka_bootstrap) as history:
+        history.add_messages([HumanMessage(content=f"m{i}") for i in range(10)])
+        assert _contents(history.messages_from_last_consumed(max_message_count=3)) == [
+            "m0",
+            "m1",
+            "m2",
+        ]
+        assert _contents(history.messages_from_last_consumed(max_message_count=0)) == []
+        assert _contents(history.messages_from_last_consumed(max_message_count=4)) == [
+            "m3",
+            "m4",
+            "m5",
+            "m6",
+        ]
+        assert _contents(history.messages) == ["m7", "m8", "m9"]
+
+
+def test_keyed_writes_keep_order_on_a_multi_partition_topic(
+    kafka_bootstrap: str, session_id: str
+) -> None:
+    with KafkaChatMessageHistory(session_id, kafka_bootstrap, partition=6) as history:
+        for i in range(0, 60, 3):
+            history.add_messages([HumanMessage(content=f"m{j}") for j in range(i, i + 3)])
+        assert _contents(history.messages_from_beginning()) == [f"m{i}" for i in range(60)]
+        assert _contents(history.last_messages(4)) == ["m56", "m57", "m58", "m59"]
+
+
+def test_full_mode_returns_everything_and_moves_nothing(
+    kafka_bootstrap: str, session_id: str
+) -> None:
+    with (
+        KafkaChatMessageHistory(session_id, kafka_bootstrap, messages_mode="full") as full,
+        KafkaChatMessageHistory(session_id, kafka_bootstrap) as seed,
+    ):
+        full.add_user_message("a")
+        full.add_ai_message("b")
+        assert full.messages == [HumanMessage(content="a"), AIMessage(content="b")]
+        assert full.messages == [HumanMessage(content="a"), AIMessage(content="b")]
+        # The shared last consumed position was not moved by the full reads.
+        assert _contents(seed.messages) == ["a", "b"]
+        assert _contents(full.get_messages()) == ["a", "b"]
+
+
+def test_position_survives_a_new_process(kafka_bootstrap: str, session_id: str) -> None:
+    with KafkaChatMessageHistory(session_id, kafka_bootstrap) as history:
+        history.add_messages([HumanMessage(content=f"m{i}") for i in range(5)])
+        assert len(history.messages_from_last_consumed(max_message_count=2)) == 2
+    script = (
+        "import sys\n"
+        "from aiokafka_history import KafkaChatMessageHistory\n"
+        "with KafkaChatMessageHistory(sys.argv[1], sys.argv[2]) as h:\n"
+        "    print(','.join(m.content for m in h.messages))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-W", "error", "-c", script, session_id, kafka_bootstrap],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert done.stdout.strip() == "m2,m3,m4"
+    with KafkaChatMessageHistory(session_id, kafka_bootstrap) as history:
+        assert history.messages == []
+
+
+def test_consumer_group_option_keeps_separate_positions(
+    kafka_bootstrap: str, session_id: str
+) -> None:
+    with (
+        KafkaChatMessageHistory(session_id, kafka_bootstrap, consumer_group="g-a") as a,
+        KafkaChatMessageHistory(session_id, kafka_bootstrap, consumer_group="g-b") as b,
+    ):
+        a.add_user_message("x")
+        assert _contents(a.messages) == ["x"]
+        assert a.messages == []
+        assert _contents(b.messages) == ["x"]
+
+
+def test_messages_from_latest_skips_history(kafka_bootstrap: str, session_id: str) -> None:
+    with KafkaChatMessageHistory(session_id, kafka_bootstrap) as history:
+        history.add_messages([HumanMessage(content="old1"), HumanMessage(content="old2")])
+        assert history.messages_from_latest() == []
+        assert history.messages == []
+        history.add_user_message("new")
+        assert _contents(history.messages) == ["new"]
+
+
+def test_clear_empties_at_once_and_the_session_keeps_working(
+    kafka_bootstrap: str, session_id: str
+) -> None:
+    with KafkaChatMessageHistory(session_id, kafka_bootstrap, partition=3) as history:
+        history.add_messages([HumanMessage(content=f"m{i}") for i in range(7)])
+        assert len(history.messages) == 7
+        history.clear()
+        assert history.messages_from_beginning() == []
+        assert history.messages == []
+        history.add_user_message("after")
+        assert _contents(history.messages) == ["after"]
+        assert _contents(history.messages_from_beginning()) == ["after"]
+        assert _contents(history.last_messages(10)) == ["after"]
+
+
+def test_last_messages_reads_only_a_window(kafka_bootstrap: str, session_id: str) -> None:
+    async def scenario() -> None:
+        async with AsyncKafkaChatMessageHistory(session_id, kafka_bootstrap) as history:
+            await history.aadd_messages([HumanMessage(content=f"m{i}") for i in range(500)])
+            assert _contents(await history.alast_messages(3)) == ["m497", "m498", "m499"]
+            assert len(await history.alast_messages(1000)) == 500
+            assert await history.alast_messages(0) == []
+            # Holes at the start of the log (deleted records) are stepped over.
+            transport = await history._transport()
+            await transport.truncate(history.topic, {0: 498})
+            assert _contents(await history.alast_messages(5)) == ["m498", "m499"]
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("bad", ["has space", "a/b", "", "x" * 250, ".."])
+def test_invalid_session_ids_fail_at_construction(kafka_bootstrap: str, bad: str) -> None:
+    from aiokafka_history import InvalidSessionIdError
+
+    with pytest.raises(InvalidSessionIdError, match="session id"):
+        KafkaChatMessageHistory(bad, kafka_bootstrap)
+
+
+def test_encoded_session_ids_round_trip(kafka_bootstrap: str, session_id: str) -> None:
+    session = f"user@example.com/{session_id} #1 ☃"
+    with KafkaChatMessageHistory(session, kafka_bootstrap, encode_session_ids=True) as history:
+        try:
+            history.add_user_message("hello")
+            assert _contents(history.messages) == ["hello"]
+            assert history.topic != session
+        finally:
+            history.delete_topic()
