@@ -265,6 +265,7 @@ class AsyncKafkaChatMessageHistory(BaseChatMessageHistory):
         limit = max_time_sec if max_time_sec is not None else self._client.read_timeout
         deadline = time.monotonic() + limit
         parts = await self._partitions(transport)
+        already: dict[int, int | None] = {}
         try:
             if start == "latest":
                 ends = await transport.end_offsets(self.topic, parts)
@@ -278,6 +279,7 @@ class AsyncKafkaChatMessageHistory(BaseChatMessageHistory):
                 )
                 # No position yet: from the beginning (offset 0 resets to the log start).
                 starts = {p: min(committed[p] or 0, ends[p]) for p in parts}
+                already = committed
             result = await transport.read(
                 self.topic,
                 starts,
@@ -295,8 +297,9 @@ class AsyncKafkaChatMessageHistory(BaseChatMessageHistory):
                 for r in records
                 if r.value is not None
             ]
-            if commit:
-                await transport.commit(self.consumer_group, self.topic, positions)
+            changed = {p: o for p, o in positions.items() if already.get(p) != o}
+            if commit and changed:
+                await transport.commit(self.consumer_group, self.topic, changed)
         except KafkaError as exc:
             raise self._read_error(exc) from exc
         return messages
