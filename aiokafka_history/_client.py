@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
 import warnings
 from collections.abc import Callable, Coroutine
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from aiokafka.errors import KafkaError
 from typing_extensions import Self, Unpack
@@ -303,16 +304,33 @@ class AsyncKafkaHistoryClient:
                     "`async with` inside it), or use the blocking KafkaHistoryClient"
                 )
             transport = self._home
-        await transport.start()
+        try:
+            await transport.start()
+        except BaseException:
+            # Not connected: forget it, so the next call tries afresh.
+            if transport is self._home:
+                self._home = None
+            elif transport is self._bridge_transport:
+                self._bridge_transport = None
+            await transport.close()
+            raise
         return transport
 
     def _blocking(self, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
-        """Run the coroutine function from blocking code, on a loop that can serve it."""
+        """Run the coroutine function from blocking code, on a loop that can serve it.
+
+        The home loop serves the call when it runs in another thread and picks the call up
+        promptly. A home loop that does not is busy or, worse, its thread is blocked waiting
+        for this very thread (LangChain runs history callbacks in worker threads): the call
+        then goes to the client's private loop thread instead, so it can never deadlock.
+        """
         self._check_open()
         home = self._home
         running = _running_loop()
         if home is not None and home.loop.is_running() and home.loop is not running:
-            return asyncio.run_coroutine_threadsafe(fn(*args), home.loop).result()
+            served, result = _try_on_loop(home.loop, fn, args, _HOME_PICKUP_TIMEOUT)
+            if served:
+                return cast(T, result)
         if self._bridge is None:
             self._bridge = LoopThread("aiokafka-history-bridge")
         return self._bridge.call(fn, *args)
@@ -360,3 +378,38 @@ class AsyncKafkaHistoryClient:
 
 
 _background: set[asyncio.Task[None]] = set()
+
+_HOME_PICKUP_TIMEOUT = 0.05
+
+
+def _try_on_loop(
+    loop: asyncio.AbstractEventLoop,
+    fn: Callable[..., Coroutine[Any, Any, T]],
+    args: tuple[Any, ...],
+    pickup_timeout: float,
+) -> tuple[bool, T | None]:
+    """Run ``fn(*args)`` on ``loop`` if the loop starts it within ``pickup_timeout``.
+
+    Returns ``(False, None)`` when the loop did not start it in time; the call is then
+    abandoned before it did anything, so the caller may run it elsewhere.
+    """
+    lock = threading.Lock()
+    claimed = threading.Event()
+    abandoned = False
+
+    async def claim() -> T | None:
+        with lock:
+            if abandoned:
+                return None
+            claimed.set()
+        return await fn(*args)
+
+    future = asyncio.run_coroutine_threadsafe(claim(), loop)
+    if not claimed.wait(pickup_timeout):
+        with lock:
+            if not claimed.is_set():
+                abandoned = True
+        if abandoned:
+            future.cancel()
+            return False, None
+    return True, future.result()

@@ -25,6 +25,7 @@ from aiokafka.errors import (
     for_code,
 )
 from aiokafka.protocol.commit import OffsetCommitRequest, OffsetFetchRequest
+from aiokafka.protocol.offset import OffsetRequest
 
 from ._config import KafkaSettings
 
@@ -33,6 +34,8 @@ __all__ = ["Record", "TopicMissingError", "Transport"]
 T = TypeVar("T")
 
 _RETRY_ATTEMPTS = 20
+_LATEST = -1  # ListOffsets timestamps
+_EARLIEST = -2
 
 
 class TopicMissingError(Exception):
@@ -91,7 +94,8 @@ class Transport:
         self._reader_slots = asyncio.Semaphore(max_readers)
         self._coordinators: dict[str, int] = {}
         self._backoff = settings.retry_backoff_ms / 1000
-        self._started = False
+        self._leaders: dict[str, dict[int, int]] = {}
+        self._starting: asyncio.Task[None] | None = None
         self._closed = False
 
     @property
@@ -100,10 +104,15 @@ class Transport:
         return self._loop
 
     async def start(self) -> None:
-        """Connect the producer and the admin client (readers connect on first use)."""
-        if self._started:
-            return
-        self._started = True
+        """Connect the producer and the admin client (readers connect on first use).
+
+        Concurrent first callers all wait for the same connection attempt.
+        """
+        if self._starting is None:
+            self._starting = asyncio.ensure_future(self._start())
+        await asyncio.shield(self._starting)
+
+    async def _start(self) -> None:
         await asyncio.gather(self._producer.start(), self._admin.start())
 
     async def close(self) -> None:
@@ -166,6 +175,7 @@ class Transport:
                 _raise_for(part["error_code"], f"partition {part['partition']} of {topic!r}")
             if not parts or any(p["leader"] < 0 for p in parts):
                 raise for_code(5)(f"topic {topic!r} has no leader yet")  # LeaderNotAvailable
+            self._leaders[topic] = {p["partition"]: p["leader"] for p in parts}
             return sorted(p["partition"] for p in parts)
 
         return await _retry(describe, self._backoff)
@@ -243,7 +253,9 @@ class Transport:
             try:
                 yield reader
             finally:
-                reader.unsubscribe()
+                # Pause rather than unsubscribe: unsubscribing makes aiokafka fetch the
+                # metadata of every topic in the cluster, on every read.
+                reader.pause(*reader.assignment())
                 if not self._closed:
                     self._idle_readers.append(reader)
 
@@ -277,32 +289,59 @@ class Transport:
 
     async def end_offsets(self, topic: str, partitions: Iterable[int]) -> dict[int, int]:
         """The offset the next record of each partition will get (the high watermark)."""
-        tps = [TopicPartition(topic, p) for p in partitions]
-        async with self._reader() as reader:
-            found = await _retry(lambda: reader.end_offsets(tps), self._backoff)
-        return {tp.partition: int(o) for tp, o in found.items()}
+        return await self._list_offsets(topic, partitions, _LATEST)
 
     async def beginning_offsets(self, topic: str, partitions: Iterable[int]) -> dict[int, int]:
         """The offset of the oldest record still stored in each partition."""
-        tps = [TopicPartition(topic, p) for p in partitions]
-        async with self._reader() as reader:
-            found = await _retry(lambda: reader.beginning_offsets(tps), self._backoff)
-        return {tp.partition: int(o) for tp, o in found.items()}
+        return await self._list_offsets(topic, partitions, _EARLIEST)
 
     async def offsets_bounds(
         self, topic: str, partitions: Iterable[int]
     ) -> tuple[dict[int, int], dict[int, int]]:
         """Beginning and end offsets, looked up together."""
-        tps = [TopicPartition(topic, p) for p in partitions]
-        async with self._reader() as reader:
-            begin, end = await asyncio.gather(
-                _retry(lambda: reader.beginning_offsets(tps), self._backoff),
-                _retry(lambda: reader.end_offsets(tps), self._backoff),
-            )
-        return (
-            {tp.partition: int(o) for tp, o in begin.items()},
-            {tp.partition: int(o) for tp, o in end.items()},
+        parts = list(partitions)
+        begin, end = await asyncio.gather(
+            self._list_offsets(topic, parts, _EARLIEST), self._list_offsets(topic, parts, _LATEST)
         )
+        return begin, end
+
+    async def _list_offsets(
+        self, topic: str, partitions: Iterable[int], timestamp: int
+    ) -> dict[int, int]:
+        """ListOffsets straight to each leader, over the admin client's connections.
+
+        Looking offsets up through a consumer would make aiokafka refresh metadata for the
+        topics it tracks; this costs one request per leader and nothing else.
+        """
+        parts = list(partitions)
+
+        async def lookup() -> dict[int, int]:
+            leaders = self._leaders.get(topic)
+            if leaders is None or any(p not in leaders for p in parts):
+                await self.partitions(topic)
+                leaders = self._leaders[topic]
+            by_leader: dict[int, list[tuple[int, int]]] = {}
+            for p in parts:
+                by_leader.setdefault(leaders[p], []).append((p, timestamp))
+            try:
+                responses = await asyncio.gather(
+                    *(
+                        self._admin._client.send(node, OffsetRequest(-1, 0, [(topic, rows)]))
+                        for node, rows in by_leader.items()
+                    )
+                )
+                found: dict[int, int] = {}
+                for response in responses:
+                    for _topic, rows in response.topics:
+                        for partition, code, *info in rows:
+                            _raise_for(code, f"list offsets of {topic!r}[{partition}]")
+                            found[partition] = int(info[1] if len(info) > 1 else info[0][0])
+                return found
+            except KafkaError:
+                self._leaders.pop(topic, None)  # stale leadership: describe again
+                raise
+
+        return await _retry(lookup, self._backoff)
 
     async def _coordinator(self, group: str) -> int:
         node = self._coordinators.get(group)
