@@ -34,14 +34,11 @@ from aiokafka_history import (
     KafkaHistoryClient,
 )
 
-pytestmark = [
-    pytest.mark.integration,
-    # langchain-core >= 1.3.3 announces RunnableWithMessageHistory's retirement (in 2.0) on
-    # construction; it is what this module tests, so the notice is expected here.
-    pytest.mark.filterwarnings(
-        "ignore:RunnableWithMessageHistory is deprecated:DeprecationWarning"
-    ),
-]
+# langchain-core >= 1.3.3 announces RunnableWithMessageHistory's retirement (in 2.0) on
+# construction; it is what this module tests, so the notice is expected here.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:RunnableWithMessageHistory is deprecated:DeprecationWarning"
+)
 
 QUESTIONS = ["hi!", "what is Kafka?", "and a topic?", "thanks!"]
 
@@ -280,12 +277,9 @@ async def test_one_session_across_call_styles_and_threads(
     client_class: ClientClass,
     shape: Shape,
 ) -> None:
-    """One client, one session, every way of calling a chain from an application with a loop.
+    """One client and session, called as an async app with sync endpoints in worker threads.
 
-    ``ainvoke``; ``stream`` in a worker thread (a sync endpoint next to async ones: the async
-    client serves it on its own running loop); ``invoke`` right inside the loop (a notebook
-    cell: blocks the loop, must neither deadlock nor hit "attached to a different loop");
-    ``astream``.
+    The async client serves the worker threads' blocking calls on its own (running) loop.
     """
     model = RecordingChatModel()
     made: list[BaseChatMessageHistory] = []
@@ -295,7 +289,37 @@ async def test_one_session_across_call_styles_and_threads(
         answers = [
             await ainvoke_turn(chain, shape, first, session_id),
             await asyncio.to_thread(stream_turn, chain, shape, second, session_id),
-            invoke_turn(chain, shape, third, session_id),
+            await astream_turn(chain, shape, third, session_id),
+            await asyncio.to_thread(invoke_turn, chain, shape, fourth, session_id),
+        ]
+
+    stored = await aread_full_history(kafka_bootstrap, session_id)
+    assert_each_prompt_holds_the_earlier_turns(model, answers, stored)
+
+
+IN_LOOP_CASES = [
+    pytest.param(KafkaHistoryClient, "placeholder", id="sync-client-placeholder"),
+    pytest.param(KafkaHistoryClient, "messages", id="sync-client-messages"),
+    pytest.param(AsyncKafkaHistoryClient, "placeholder", id="async-client-placeholder"),
+    pytest.param(AsyncKafkaHistoryClient, "messages", id="async-client-messages"),
+]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("client_class", "shape"), IN_LOOP_CASES)
+async def test_blocking_chain_calls_inside_a_running_loop(
+    kafka_bootstrap: str, session_id: str, client_class: ClientClass, shape: Shape
+) -> None:
+    """A notebook cell: ``invoke`` / ``stream`` block the loop that the client already used."""
+    model = RecordingChatModel()
+    made: list[BaseChatMessageHistory] = []
+    async with client_class(kafka_bootstrap) as client:
+        chain = make_chain(model, full_history_factory(client, made), shape)
+        first, second, third, fourth = QUESTIONS
+        answers = [
+            await ainvoke_turn(chain, shape, first, session_id),
+            invoke_turn(chain, shape, second, session_id),
+            stream_turn(chain, shape, third, session_id),
             await astream_turn(chain, shape, fourth, session_id),
         ]
 
@@ -343,7 +367,7 @@ def test_last_consumed_mode_makes_a_chain_rewrite_the_history(
         for q in QUESTIONS:
             invoke_turn(chain, "messages", q, session_id)
 
-    # The prompts look right (each turn's read finds the previous turn's full re-write) ...
+    # The prompts look right (each read finds what the previous turn wrote: all of it) ...
     assert [transcript(p) for p in model.prompts] == [
         [*expected_transcript(n), ("human", q)] for n, q in enumerate(QUESTIONS)
     ]
