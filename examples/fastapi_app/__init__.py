@@ -1,0 +1,1 @@
+"""A FastAPI chat service on one shared AsyncKafkaHistoryClient (see ``app.py``)."""
