@@ -94,6 +94,7 @@ class AsyncKafkaHistoryClient:
         self._max_readers = max_readers
         self._home: Transport | None = None
         self._bridge: LoopThread | None = None
+        self._bridge_lock = threading.Lock()
         self._bridge_transport: Transport | None = None
         self._partitions: dict[str, list[int]] = {}
         self._closed = False
@@ -231,7 +232,9 @@ class AsyncKafkaHistoryClient:
                 await home.close()
             elif home.loop.is_running():
                 await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(home.close(), home.loop))
-        if self._bridge is not None:
+        with self._bridge_lock:
+            has_bridge = self._bridge is not None
+        if has_bridge:
             await asyncio.to_thread(self._stop_bridge)
 
     def close(self) -> None:
@@ -269,7 +272,8 @@ class AsyncKafkaHistoryClient:
             _warn(f"unclosed {self!r}", ResourceWarning, source=self, stacklevel=2)
 
     def _stop_bridge(self) -> None:
-        bridge, self._bridge = self._bridge, None
+        with self._bridge_lock:  # _closed is set: no bridge can be started after this
+            bridge, self._bridge = self._bridge, None
         transport, self._bridge_transport = self._bridge_transport, None
         if bridge is None:
             return
@@ -320,7 +324,7 @@ class AsyncKafkaHistoryClient:
         """Run the coroutine function from blocking code, on a loop that can serve it.
 
         The home loop serves the call when it runs in another thread and picks the call up
-        promptly. A home loop that does not is busy or, worse, its thread is blocked waiting
+        within half a second. A home loop that does not is busy or, worse, its thread is blocked waiting
         for this very thread (LangChain runs history callbacks in worker threads): the call
         then goes to the client's private loop thread instead, so it can never deadlock.
         """
@@ -331,9 +335,12 @@ class AsyncKafkaHistoryClient:
             served, result = _try_on_loop(home.loop, fn, args, _HOME_PICKUP_TIMEOUT)
             if served:
                 return cast(T, result)
-        if self._bridge is None:
-            self._bridge = LoopThread("aiokafka-history-bridge")
-        return self._bridge.call(fn, *args)
+        with self._bridge_lock:
+            self._check_open()
+            if self._bridge is None:
+                self._bridge = LoopThread("aiokafka-history-bridge")
+            bridge = self._bridge
+        return bridge.call(fn, *args)
 
     async def _topic_partitions(
         self, transport: Transport, session_id: str, topic: str, spec: TopicSettings
@@ -379,7 +386,7 @@ class AsyncKafkaHistoryClient:
 
 _background: set[asyncio.Task[None]] = set()
 
-_HOME_PICKUP_TIMEOUT = 0.05
+_HOME_PICKUP_TIMEOUT = 0.5
 
 
 def _try_on_loop(
