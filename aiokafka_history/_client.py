@@ -324,9 +324,10 @@ class AsyncKafkaHistoryClient:
         """Run the coroutine function from blocking code, on a loop that can serve it.
 
         The home loop serves the call when it runs in another thread and picks the call up
-        within half a second. A home loop that does not is busy or, worse, its thread is blocked waiting
-        for this very thread (LangChain runs history callbacks in worker threads): the call
-        then goes to the client's private loop thread instead, so it can never deadlock.
+        within half a second. A home loop that does not is overloaded or, worse, its thread
+        is blocked waiting for this very thread (LangChain runs history callbacks in worker
+        threads): the call then goes to the client's private loop thread instead, so it can
+        never deadlock.
         """
         self._check_open()
         home = self._home
