@@ -46,9 +46,9 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict on the package."""
+    """mypy --strict on the package and on kafkalocal."""
     _install(session)
-    session.run("mypy", "--strict", "aiokafka_history")
+    session.run("mypy", "--strict", "aiokafka_history", "kafkalocal")
 
 
 @nox.session(python=PYTHON)
