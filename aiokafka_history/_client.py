@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import threading
 import time
 import warnings
@@ -133,7 +134,7 @@ class AsyncKafkaHistoryClient:
         return AsyncKafkaChatMessageHistory._view(
             self,
             session_id,
-            TopicSettings(ttl_ms, replication_factor, partition),
+            _topic_settings(ttl_ms, replication_factor, partition),
             messages_mode=messages_mode,
             consumer_group=consumer_group,
         )
@@ -386,6 +387,13 @@ class AsyncKafkaHistoryClient:
 
 
 _background: set[asyncio.Task[None]] = set()
+
+
+@functools.lru_cache(maxsize=64, typed=True)
+def _topic_settings(ttl_ms: int, replication_factor: int, partition: int) -> TopicSettings:
+    """Validated topic settings, shared by the histories that use the same values."""
+    return TopicSettings(ttl_ms, replication_factor, partition)
+
 
 _HOME_PICKUP_TIMEOUT = 0.5
 

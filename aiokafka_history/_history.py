@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import warnings
+import weakref
 from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Literal
@@ -178,7 +179,10 @@ class AsyncKafkaChatMessageHistory(BaseChatMessageHistory):
         self._client = client
         self._owns_client = owns_client
         self._key = encode_session_key(session_id)
-        self._locks: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
+        # Created on the first position-moving read: idle histories stay small.
+        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] | None = (
+            None
+        )
         self._closed = False
 
     def __repr__(self) -> str:
@@ -224,9 +228,8 @@ class AsyncKafkaChatMessageHistory(BaseChatMessageHistory):
     ) -> list[BaseMessage]:
         """Move the last consumed position to the end of the history.
 
-        Returns the messages written after that point and before the read caught up, which
-        is usually none: the next :meth:`amessages_from_last_consumed` returns what is added
-        from now on.
+        Returns at once with an empty list (the limits are accepted for parity): the next
+        :meth:`amessages_from_last_consumed` returns what is added from now on.
         """
         return await self._read("latest", max_message_count, max_time_sec, commit=True)
 
@@ -614,6 +617,8 @@ class AsyncKafkaChatMessageHistory(BaseChatMessageHistory):
 
     def _lock(self) -> asyncio.Lock:
         loop = asyncio.get_running_loop()
+        if self._locks is None:
+            self._locks = weakref.WeakKeyDictionary()
         lock = self._locks.get(loop)
         if lock is None:
             lock = self._locks[loop] = asyncio.Lock()
