@@ -9,14 +9,14 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Coroutine
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from aiokafka.errors import KafkaError
-from typing_extensions import Self, Unpack
+from typing_extensions import Unpack
 
 from ._config import DEFAULT_TTL_MS, KafkaOptions, KafkaSettings, TopicSettings
 from ._errors import ConfigurationError, EventLoopError, HistoryClosedError, TopicAdminError
+from ._lifecycle import Closeable
 from ._naming import TopicNaming
 from ._portal import LoopThread
 from ._transport import TopicMissingError, Transport
@@ -38,7 +38,7 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return None
 
 
-class AsyncKafkaHistoryClient:
+class AsyncKafkaHistoryClient(Closeable):
     """One set of Kafka connections shared by any number of session histories.
 
     A history made by :meth:`history` is a cheap view (no connections of its own), so an
@@ -196,30 +196,6 @@ class AsyncKafkaHistoryClient:
     def closed(self) -> bool:
         """Whether :meth:`aclose` or :meth:`close` was called."""
         return self._closed
-
-    async def __aenter__(self) -> Self:
-        self._check_open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    def __enter__(self) -> Self:
-        self._check_open()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     async def aclose(self) -> None:
         """Close every connection; idempotent. Later use raises :class:`HistoryClosedError`."""

@@ -7,7 +7,6 @@ import time
 import warnings
 import weakref
 from collections.abc import Callable, Sequence
-from types import TracebackType
 from typing import Literal
 
 from aiokafka.errors import KafkaError
@@ -25,6 +24,7 @@ from ._errors import (
     SessionWriteError,
     TopicAdminError,
 )
+from ._lifecycle import Closeable
 from ._ordering import merge_in_write_order, take_first
 from ._tail import BlockingMessageTail, MessageTail
 from ._transport import Record, Transport
@@ -54,7 +54,7 @@ def _check_limits(max_message_count: int | None, max_time_sec: float | None) -> 
         )
 
 
-class AsyncKafkaChatMessageHistory(BaseChatMessageHistory):
+class AsyncKafkaChatMessageHistory(Closeable, BaseChatMessageHistory):
     """A LangChain chat message history stored in a Kafka topic, asyncio-native.
 
     The topic is named after the session (see ``topic_prefix`` / ``encode_session_ids``) and
@@ -470,30 +470,6 @@ class AsyncKafkaChatMessageHistory(BaseChatMessageHistory):
         self._closed = True
         if self._owns_client:
             await self._client.aclose()
-
-    async def __aenter__(self) -> Self:
-        self._check_open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    def __enter__(self) -> Self:
-        self._check_open()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __del__(self, _warn: Callable[..., None] = warnings.warn) -> None:
         if getattr(self, "_closed", True) or not self._owns_client:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Awaitable, Callable, Sequence
-from types import TracebackType
 from typing import Any, TypeVar
 
 from langchain_core.chat_history import BaseChatMessageHistory
@@ -20,6 +19,7 @@ from ._client import AsyncKafkaHistoryClient
 from ._config import DEFAULT_TTL_MS, KafkaOptions
 from ._errors import ConfigurationError, HistoryClosedError
 from ._history import AsyncKafkaChatMessageHistory, MessagesMode, StartPosition
+from ._lifecycle import Closeable
 from ._portal import LoopThread
 from ._tail import BlockingMessageTail, ProxyMessageTail
 
@@ -28,7 +28,7 @@ __all__ = ["KafkaChatMessageHistory", "KafkaHistoryClient"]
 T = TypeVar("T")
 
 
-class KafkaHistoryClient:
+class KafkaHistoryClient(Closeable):
     """Blocking twin of :class:`AsyncKafkaHistoryClient`: shared connections for many sessions.
 
     Its connections live on an event loop in a background thread named
@@ -102,14 +102,16 @@ class KafkaHistoryClient:
         )
         return KafkaChatMessageHistory._wrap(core, self, owns_client=False)
 
-    def _call(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+    def _check_open(self) -> None:
         if self._closed:
             raise HistoryClosedError(f"{type(self).__name__} is closed")
+
+    def _call(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        self._check_open()
         return self._loop.call(fn, *args)
 
     async def _run(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
-        if self._closed:
-            raise HistoryClosedError(f"{type(self).__name__} is closed")
+        self._check_open()
         return await self._loop.run(fn, *args)
 
     def list_sessions(self) -> list[str]:
@@ -158,35 +160,13 @@ class KafkaHistoryClient:
             self._core.close()
         self._loop.stop()
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
     def __del__(self, _warn: Callable[..., None] = warnings.warn) -> None:
         if getattr(self, "_closed", True) or self._loop.loop is None:
             return
         _warn(f"unclosed {self!r}", ResourceWarning, source=self, stacklevel=2)
 
 
-class KafkaChatMessageHistory(BaseChatMessageHistory):
+class KafkaChatMessageHistory(Closeable, BaseChatMessageHistory):
     """Drop-in, blocking replacement for langchain_community's ``KafkaChatMessageHistory``.
 
     Same constructor (``session_id, bootstrap_servers, ttl_ms, replication_factor,
@@ -289,18 +269,18 @@ class KafkaChatMessageHistory(BaseChatMessageHistory):
         """Whether :meth:`close` was called."""
         return self._closed
 
-    def _call(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+    def _check_open(self) -> None:
         if self._closed or self._client.closed:
             raise HistoryClosedError(
                 f"history of session {self.session_id!r} is closed; create a new one"
             )
+
+    def _call(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        self._check_open()
         return self._loop.call(fn, *args)
 
     async def _run(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
-        if self._closed or self._client.closed:
-            raise HistoryClosedError(
-                f"history of session {self.session_id!r} is closed; create a new one"
-            )
+        self._check_open()
         return await self._loop.run(fn, *args)
 
     # -- blocking ---------------------------------------------------------------------------
@@ -462,28 +442,6 @@ class KafkaChatMessageHistory(BaseChatMessageHistory):
             await self._client.aclose()
 
     # -- lifecycle --------------------------------------------------------------------------
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     def __del__(self, _warn: Callable[..., None] = warnings.warn) -> None:
         if getattr(self, "_closed", True) or not self._owns_client:
