@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from ._config import KafkaSettings
 __all__ = ["Record", "TopicMissingError", "Transport"]
 
 T = TypeVar("T")
+logger = logging.getLogger("aiokafka_history")
 
 _RETRY_ATTEMPTS = 20
 _LATEST = -1  # ListOffsets timestamps
@@ -129,8 +131,10 @@ class Transport:
         self._all_readers.clear()
         self._idle_readers.clear()
         for result in results:
-            if isinstance(result, BaseException) and not isinstance(result, Exception):
-                raise result
+            if isinstance(result, BaseException):
+                if not isinstance(result, Exception):
+                    raise result
+                logger.warning("closing a Kafka connection failed: %r", result)
 
     def sockets(self) -> int:
         """How many broker connections are open (for diagnostics and tests)."""
