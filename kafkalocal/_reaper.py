@@ -27,6 +27,7 @@ __all__ = [
     "is_running",
     "owner_alive",
     "read_identity",
+    "remove_empty_root",
     "remove_workdir",
 ]
 
@@ -97,6 +98,13 @@ def remove_workdir(workdir: Path) -> None:
     while any(_running(pid, stamp) for pid, stamp in jvms) and time.monotonic() < deadline:
         time.sleep(0.05)
     shutil.rmtree(workdir, ignore_errors=True)
+    remove_empty_root(workdir.parent)
+
+
+def remove_empty_root(root: Path) -> None:
+    """Remove the per-user root once no work directory is left in it (a race-free no-op else)."""
+    with contextlib.suppress(OSError):
+        root.rmdir()
 
 
 def _watch(workdir: Path) -> None:

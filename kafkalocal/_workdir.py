@@ -67,9 +67,15 @@ class WorkDir:
             OSError: the directory or the watchdog could not be created.
         """
         root = work_root()
-        root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        remove_stale_workdirs(root)
-        path = Path(tempfile.mkdtemp(prefix="run-", dir=root))
+        for attempt in range(3):
+            root.mkdir(mode=0o700, parents=True, exist_ok=True)
+            remove_stale_workdirs(root)
+            try:
+                path = Path(tempfile.mkdtemp(prefix="run-", dir=root))
+                break
+            except FileNotFoundError:  # another owner removed the empty root just now
+                if attempt == 2:
+                    raise
         (path / _reaper.OWNER_FILE).write_text(_reaper.identity(os.getpid()))
         try:
             watchdog = subprocess.Popen(
@@ -85,8 +91,9 @@ class WorkDir:
         return cls(path, watchdog)
 
     def close(self) -> None:
-        """Delete the directory and release the watchdog. Idempotent."""
+        """Delete the directory (and the root, once empty); release the watchdog. Idempotent."""
         shutil.rmtree(self.path, ignore_errors=True)
+        _reaper.remove_empty_root(self.path.parent)
         if self._watchdog.stdin is not None and not self._watchdog.stdin.closed:
             self._watchdog.stdin.close()
         try:
