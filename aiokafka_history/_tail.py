@@ -26,7 +26,34 @@ T = TypeVar("T")
 _STARTS = ("beginning", "latest", "last_consumed")
 
 
-class MessageTail:
+class _AsyncTailBase:
+    """``async for`` and ``async with`` over :meth:`start`, ``__anext__`` and :meth:`aclose`."""
+
+    async def start(self) -> Self:
+        raise NotImplementedError
+
+    async def __anext__(self) -> BaseMessage:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        raise NotImplementedError
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __aenter__(self) -> Self:
+        return await self.start()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+class MessageTail(_AsyncTailBase):
     """Async iterator over a session's messages as they are written; also ``async with``.
 
     Starts (connects and fixes its start position) on ``async with``, :meth:`start` or the
@@ -95,9 +122,6 @@ class MessageTail:
         self._started = True
         return self
 
-    def __aiter__(self) -> Self:
-        return self
-
     async def __anext__(self) -> BaseMessage:
         if self._closed:
             raise StopAsyncIteration
@@ -160,17 +184,6 @@ class MessageTail:
         finally:
             await self._transport.close_consumer(consumer)
 
-    async def __aenter__(self) -> Self:
-        return await self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
 
 class BlockingMessageTail:
     """Blocking iterator twin of :class:`MessageTail`; also ``with``. Thread-safe to close."""
@@ -210,7 +223,7 @@ class BlockingMessageTail:
         self.close()
 
 
-class ProxyMessageTail:
+class ProxyMessageTail(_AsyncTailBase):
     """A :class:`MessageTail` living on another event loop, awaited from this one."""
 
     def __init__(
@@ -224,9 +237,6 @@ class ProxyMessageTail:
         await self._run(self._tail.start)
         return self
 
-    def __aiter__(self) -> Self:
-        return self
-
     async def __anext__(self) -> BaseMessage:
         message: BaseMessage = await self._run(self._tail.__anext__)
         return message
@@ -234,14 +244,3 @@ class ProxyMessageTail:
     async def aclose(self) -> None:
         """Stop tailing; idempotent."""
         await self._run(self._tail.aclose)
-
-    async def __aenter__(self) -> Self:
-        return await self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
