@@ -10,6 +10,7 @@ from __future__ import annotations
 from ._client import AsyncKafkaHistoryClient
 from ._config import DEFAULT_TTL_MS, KafkaOptions, KafkaSettings
 from ._errors import (
+    BrokerUnavailableError,
     ConfigurationError,
     EventLoopError,
     HistoryClosedError,
@@ -33,6 +34,7 @@ __all__ = [
     "AsyncKafkaChatMessageHistory",
     "AsyncKafkaHistoryClient",
     "BlockingMessageTail",
+    "BrokerUnavailableError",
     "ConfigurationError",
     "EventLoopError",
     "HistoryClosedError",

@@ -15,7 +15,13 @@ from aiokafka.errors import KafkaError
 from typing_extensions import Unpack
 
 from ._config import DEFAULT_TTL_MS, KafkaOptions, KafkaSettings, TopicSettings
-from ._errors import ConfigurationError, EventLoopError, HistoryClosedError, TopicAdminError
+from ._errors import (
+    BrokerUnavailableError,
+    ConfigurationError,
+    EventLoopError,
+    HistoryClosedError,
+    TopicAdminError,
+)
 from ._lifecycle import Closeable
 from ._naming import TopicNaming
 from ._portal import LoopThread
@@ -286,7 +292,7 @@ class AsyncKafkaHistoryClient(Closeable):
                 )
             transport = self._home
         try:
-            await transport.start()
+            await self._connect(transport)
         except BaseException:
             # Not connected: forget it, so the next call tries afresh.
             if transport is self._home:
@@ -296,6 +302,15 @@ class AsyncKafkaHistoryClient(Closeable):
             await transport.close()
             raise
         return transport
+
+    async def _connect(self, transport: Transport) -> None:
+        try:
+            await transport.start()
+        except KafkaError as exc:
+            raise BrokerUnavailableError(
+                f"could not connect to Kafka at {self.settings.bootstrap_servers!r}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
 
     def _blocking(self, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
         """Run the coroutine function from blocking code, on a loop that can serve it.

@@ -8,6 +8,7 @@ Every exception the package raises on purpose derives from :class:`KafkaHistoryE
     ├── HistoryClosedError (also RuntimeError)    use after close()
     ├── EventLoopError (also RuntimeError)        an object used from the wrong event loop
     ├── RecordDecodeError                          a record that is not a chat message
+    ├── BrokerUnavailableError                     the cluster could not be reached
     └── KafkaOperationError                       Kafka refused or failed an operation
         ├── SessionWriteError                     a write that was not fully acknowledged
         ├── SessionReadError                      a read that failed or timed out
@@ -20,6 +21,7 @@ Errors from aiokafka are translated at the boundary: the original exception is c
 from __future__ import annotations
 
 __all__ = [
+    "BrokerUnavailableError",
     "ConfigurationError",
     "EventLoopError",
     "HistoryClosedError",
@@ -61,6 +63,10 @@ class RecordDecodeError(KafkaHistoryError):
         self.topic = topic
         self.partition = partition
         self.offset = offset
+
+
+class BrokerUnavailableError(KafkaHistoryError):
+    """Connecting to the cluster failed (bootstrap, authentication, TLS); nothing was done."""
 
 
 class KafkaOperationError(KafkaHistoryError):

@@ -114,3 +114,18 @@ def test_read_limits_are_checked_before_any_io() -> None:
     with pytest.raises(ConfigurationError, match="max_time_sec"):
         history.messages_from_latest(max_time_sec=0)
     history.close()
+
+
+def test_an_unreachable_cluster_is_a_library_error_naming_the_address() -> None:
+    # Port 1 on loopback refuses at once: no broker is involved, nothing is mocked.
+    from aiokafka.errors import KafkaError
+
+    from aiokafka_history import BrokerUnavailableError
+
+    with KafkaChatMessageHistory("s", "127.0.0.1:1", request_timeout_ms=2000) as history:
+        with pytest.raises(BrokerUnavailableError, match=r"127\.0\.0\.1:1") as info:
+            history.add_user_message("x")
+        assert isinstance(info.value.__cause__, KafkaError)
+        # Nothing was kept half-open: the next call tries afresh and fails the same way.
+        with pytest.raises(BrokerUnavailableError):
+            _ = history.messages
