@@ -1,0 +1,241 @@
+"""Property tests: topic naming and the record codec, over generated inputs.
+
+Random locally; derandomised (same examples every run, no example database) when the ``CI``
+environment variable is set, through the ``ci`` profile registered here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import string
+
+import pytest
+
+pytest.importorskip("hypothesis", reason="hypothesis is a dev extra (pip install -e '.[dev]')")
+
+from hypothesis import HealthCheck, assume, given, reject, settings
+from hypothesis import strategies as st
+from langchain_core.messages import (
+    AIMessage,
+    BaseMessage,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+    message_to_dict,
+)
+
+from aiokafka_history import InvalidSessionIdError, TopicNaming
+from aiokafka_history._codec import decode_message, encode_message
+from aiokafka_history._naming import (
+    MAX_TOPIC_LENGTH,
+    RESERVED_TOPIC_RULES,
+    reserved_topic_rule,
+    validate_topic_name,
+)
+
+settings.register_profile(
+    "ci",
+    derandomize=True,
+    database=None,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+if "CI" in os.environ:
+    settings.load_profile("ci")
+
+FAST = settings(max_examples=200, deadline=None)
+LEGAL_CHARS = string.ascii_letters + string.digits + "._-"
+KEPT_BYTES = (string.ascii_letters + string.digits + "-").encode()  # not escaped when encoded
+
+# -- topic naming ------------------------------------------------------------------------------
+
+# Prefixes that end part-way into a reserved name, so the prefix and the id complete it.
+PREFIXES = ["", "chat.", "p-", "a_", "mm", "_conf", "heart", "heartbeat", "connect-", "x.inter"]
+FRAGMENTS = ["", ".", "..", "_", "__", "-", "_2E", "_5F", "x", "é", "/"] + [
+    rule.text for rule in RESERVED_TOPIC_RULES
+]
+
+legal_text = st.text(alphabet=LEGAL_CHARS, min_size=1, max_size=40)
+# Ids built around reserved starts, ends and names, and around what the encoder writes.
+near_reserved = st.builds(
+    lambda a, b, c: a + b + c,
+    st.sampled_from(FRAGMENTS),
+    st.text(alphabet=LEGAL_CHARS, max_size=6),
+    st.sampled_from(FRAGMENTS),
+)
+# Long enough for the topic to cross 249 characters, escaped or not.
+long_text = st.text(alphabet=LEGAL_CHARS + "/é日", min_size=70, max_size=260)
+session_ids = st.one_of(st.text(min_size=1), legal_text, near_reserved, long_text).filter(bool)
+
+
+def is_usable(topic: str) -> bool:
+    """Legal, not reserved, and made of topic characters only."""
+    return (
+        validate_topic_name(topic) is None
+        and reserved_topic_rule(topic) is None
+        and len(topic) <= MAX_TOPIC_LENGTH
+        and all(c in LEGAL_CHARS for c in topic)
+    )
+
+
+@FAST
+@given(prefix=st.sampled_from(PREFIXES), session_id=session_ids)
+def test_encoded_ids_map_to_usable_topics_and_back_or_are_too_long(
+    prefix: str, session_id: str
+) -> None:
+    naming = TopicNaming(prefix=prefix, encode_session_ids=True)
+    # Every byte outside [a-zA-Z0-9-] takes 3 characters; escaping both ends adds at most 4.
+    shortest = len(prefix) + sum(1 if b in KEPT_BYTES else 3 for b in session_id.encode())
+    try:
+        topic = naming.topic_for(session_id)
+    except InvalidSessionIdError as exc:
+        assert "characters long" in str(exc)
+        assert "shorter session id" in str(exc)
+        assert shortest + 4 > MAX_TOPIC_LENGTH
+        return
+    assert shortest <= len(topic) <= shortest + 4
+    assert topic.startswith(prefix)
+    assert is_usable(topic)
+    assert "." not in topic[len(prefix) :]
+    assert naming.session_for(topic) == session_id
+
+
+@FAST
+@given(prefix=st.sampled_from(PREFIXES), session_id=session_ids)
+def test_plain_ids_are_accepted_exactly_when_legal_and_not_reserved(
+    prefix: str, session_id: str
+) -> None:
+    naming = TopicNaming(prefix=prefix)
+    expected = prefix + session_id
+    try:
+        topic = naming.topic_for(session_id)
+    except InvalidSessionIdError as exc:
+        assert not is_usable(expected)
+        message = str(exc)
+        if validate_topic_name(expected) is None:
+            assert "reserved for Kafka's internal topics" in message
+        else:
+            assert "a Kafka topic name is 1-249 characters" in message
+        assert naming.session_for(expected) is None
+        return
+    assert topic == expected
+    assert is_usable(topic)
+    assert naming.session_for(topic) == session_id
+
+
+@FAST
+@given(prefix=st.sampled_from(PREFIXES), encode=st.booleans(), data=st.data())
+def test_distinct_ids_never_share_a_topic(prefix: str, encode: bool, data: st.DataObject) -> None:
+    naming = TopicNaming(prefix=prefix, encode_session_ids=encode)
+    first = data.draw(session_ids, label="first")
+    try:
+        first_topic = naming.topic_for(first)
+    except InvalidSessionIdError:
+        reject()
+    # Look-alikes: the other id spelled as the first one's topic, or with a case or '.'/'_' swap.
+    look_alikes = [
+        first_topic[len(prefix) :],
+        first.swapcase(),
+        first.replace(".", "_"),
+        first.replace("_", "."),
+    ]
+    second = data.draw(st.one_of(session_ids, st.sampled_from(look_alikes)), label="second")
+    assume(second != first)
+    try:
+        second_topic = naming.topic_for(second)
+    except InvalidSessionIdError:
+        return
+    assert second_topic != first_topic
+    if encode:
+        # Kafka's metric names treat '.' and '_' alike; encoded names must differ there too.
+        assert second_topic.replace(".", "_") != first_topic.replace(".", "_")
+
+
+@FAST
+@given(
+    prefix=st.sampled_from(PREFIXES),
+    encode=st.booleans(),
+    topic=st.one_of(legal_text, near_reserved.filter(lambda t: validate_topic_name(t) is None)),
+)
+def test_session_for_only_names_sessions_that_map_back_to_the_topic(
+    prefix: str, encode: bool, topic: str
+) -> None:
+    naming = TopicNaming(prefix=prefix, encode_session_ids=encode)
+    session_id = naming.session_for(prefix + topic)
+    if session_id is not None:
+        assert naming.topic_for(session_id) == prefix + topic
+    if reserved_topic_rule(prefix + topic) is not None:
+        assert session_id is None
+
+
+# -- record codec ------------------------------------------------------------------------------
+
+json_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**63), max_value=2**63),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(),
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.text(), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+kwargs_dicts = st.dictionaries(
+    st.text().filter(lambda k: k not in ("tool_calls", "function_call")), json_values, max_size=4
+)
+contents = st.one_of(
+    st.text(),
+    st.lists(
+        st.one_of(
+            st.text(),
+            st.fixed_dictionaries({"type": st.just("text"), "text": st.text()}),
+        ),
+        max_size=3,
+    ),
+)
+optional_text = st.none() | st.text()
+common = {
+    "content": contents,
+    "additional_kwargs": kwargs_dicts,
+    "response_metadata": st.dictionaries(st.text(), json_values, max_size=3),
+    "id": optional_text,
+    "name": optional_text,
+}
+tool_calls = st.lists(
+    st.fixed_dictionaries(
+        {
+            "name": st.text(min_size=1),
+            "args": st.dictionaries(st.text(), json_values, max_size=3),
+            "id": optional_text,
+        }
+    ),
+    max_size=2,
+)
+messages: st.SearchStrategy[BaseMessage] = st.one_of(
+    st.builds(HumanMessage, **common),
+    st.builds(SystemMessage, **common),
+    st.builds(AIMessage, tool_calls=tool_calls, **common),
+    st.builds(
+        ToolMessage,
+        tool_call_id=st.text(),
+        artifact=json_values,
+        status=st.sampled_from(["success", "error"]),
+        **common,
+    ),
+)
+
+
+@FAST
+@given(message=messages)
+def test_codec_writes_langchain_community_bytes_and_round_trips(message: BaseMessage) -> None:
+    value = encode_message(message)
+    # langchain_community's KafkaChatMessageHistory writes json.dumps(message_to_dict(m)).
+    assert value == json.dumps(message_to_dict(message)).encode()
+    assert value.isascii()  # json's default ASCII escapes, whatever the text
+    assert decode_message(value, topic="chat.t", partition=0, offset=0) == message
