@@ -18,8 +18,13 @@ Every request of a session first waits for the replies its earlier turns schedul
 session reads ``user, reply, user, reply, ...`` in the order its client sent the requests, and a
 ``GET`` returns every reply of the turns sent before it.
 
-A session id must be a legal Kafka topic name (letters, digits, ``.``, ``_``, ``-``); any other
-id is answered with ``422``.
+Session ids come from URLs, so they are checked before anything reaches Kafka: an id must be
+a legal Kafka topic name on its own (letters, digits, ``.``, ``_``, ``-``; not ``.`` or ``..``)
+that is not reserved for Kafka's internal topics (``__consumer_offsets``, ``heartbeats``,
+``...-changelog``; see ``RESERVED_TOPIC_RULES``), and it must still fit behind the app's topic
+prefix. Any other id is answered with ``422`` naming the rule. Every topic the app touches is
+``<topic_prefix><session id>`` (default prefix ``chat.``), so no URL can reach a topic outside
+the app's namespace.
 
 Run it with::
 
@@ -46,6 +51,7 @@ from aiokafka_history import (
     ConfigurationError,
     InvalidSessionIdError,
     KafkaOperationError,
+    TopicNaming,
 )
 
 __all__ = [
@@ -67,6 +73,14 @@ LOOP_LAG_INTERVAL = 0.005
 
 REPLY_WAIT_TIMEOUT = 30.0
 """Seconds a request waits for its session's earlier replies before answering ``503``."""
+
+DEFAULT_TOPIC_PREFIX = "chat."
+"""Put before every session id to name its topic: the app's namespace in the cluster."""
+
+BARE_SESSION_IDS = TopicNaming()
+"""The rules a session id must meet on its own, whatever the prefix: a legal topic name that
+is not reserved. Behind a prefix ``__consumer_offsets`` would be harmless, but an id that is
+an internal topic's name is refused all the same: it is a mistake or a probe."""
 
 Role = Literal["user", "ai"]
 ReplyBy = Literal["async", "sync"]
@@ -220,11 +234,30 @@ def _pending(request: Request) -> PendingReplies:
     return pending
 
 
-async def session_history(request: Request, session_id: str) -> AsyncKafkaChatMessageHistory:
+def checked_session_id(request: Request, session_id: str) -> str:
+    """The session id from the URL, checked before anything reaches Kafka.
+
+    It must be a legal, non-reserved topic name by itself (:data:`BARE_SESSION_IDS`) and
+    still legal behind the app's topic prefix, which counts towards the 249 characters.
+    Pure computation: no Kafka call is made for a refused id.
+
+    Raises:
+        InvalidSessionIdError: the id breaks a rule (answered with ``422`` naming it).
+    """
+    BARE_SESSION_IDS.topic_for(session_id)
+    client: AsyncKafkaHistoryClient = request.app.state.history_client
+    client.naming.topic_for(session_id)
+    return session_id
+
+
+SessionId = Annotated[str, Depends(checked_session_id)]
+
+
+async def session_history(request: Request, session_id: SessionId) -> AsyncKafkaChatMessageHistory:
     """The session's history (whole-history mode), once the replies sent before are stored.
 
     Raises:
-        InvalidSessionIdError: the session id cannot name a topic (answered with ``422``).
+        InvalidSessionIdError: the session id is refused (answered with ``422``).
         HTTPException: ``503`` when an earlier reply is still not written.
     """
     client: AsyncKafkaHistoryClient = request.app.state.history_client
@@ -357,7 +390,9 @@ async def _kafka_failed(request: Request, exc: Exception) -> JSONResponse:
 # -- the application --------------------------------------------------------------------------
 
 
-def create_app(bootstrap_servers: str | None = None, *, topic_prefix: str = "") -> FastAPI:
+def create_app(
+    bootstrap_servers: str | None = None, *, topic_prefix: str = DEFAULT_TOPIC_PREFIX
+) -> FastAPI:
     """Build the application; it connects to Kafka when the server starts it.
 
     The lifespan opens one shared client (and connects it, so a wrong address fails at startup
@@ -373,16 +408,24 @@ def create_app(bootstrap_servers: str | None = None, *, topic_prefix: str = "") 
     Args:
         bootstrap_servers: the Kafka cluster, ``"host:port[,host:port...]"``; default: the
             ``KAFKA_BOOTSTRAP_SERVERS`` environment variable.
-        topic_prefix: put before every session's topic name.
+        topic_prefix: put before every session id to name its topic; required, since the
+            ids come from URLs and the prefix keeps their topics in the app's namespace.
 
     Raises:
-        ConfigurationError: no bootstrap servers given or set in the environment.
+        ConfigurationError: no bootstrap servers given or set in the environment, or the topic
+            prefix is empty or not allowed (see :class:`~aiokafka_history.TopicNaming`).
     """
     servers = bootstrap_servers or os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if not servers:
         raise ConfigurationError(
             "no Kafka to connect to: pass bootstrap_servers or set KAFKA_BOOTSTRAP_SERVERS"
         )
+    if not topic_prefix:
+        raise ConfigurationError(
+            "the app needs a topic_prefix such as 'chat.': session ids come from URLs, and the "
+            "prefix keeps every topic they name inside the app's namespace"
+        )
+    TopicNaming(topic_prefix)  # a bad prefix fails here, not at startup
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

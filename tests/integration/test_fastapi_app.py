@@ -23,7 +23,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from aiokafka_history import AsyncKafkaHistoryClient
+from aiokafka_history import AsyncKafkaHistoryClient, ConfigurationError
 from examples.fastapi_app.app import LoopLagProbe, create_app
 
 pytestmark = pytest.mark.anyio
@@ -227,3 +227,66 @@ async def test_invalid_session_ids_are_422(kafka_bootstrap: str, topic_prefix: s
     assert app.state.history_client.closed
     async with AsyncKafkaHistoryClient(kafka_bootstrap, topic_prefix=topic_prefix) as client:
         assert await client.list_sessions() == []
+
+
+def url_path(session_id: str) -> str:
+    """``/sessions/<id>`` with the id percent-encoded, dots too (so ``..`` stays an id)."""
+    return "/sessions/" + quote(session_id, safe="").replace(".", "%2E")
+
+
+# An id from a URL and the rule its refusal names. The over-long id is legal on its own: it is
+# the test's 20-character topic prefix that takes the topic over 249 characters.
+HOSTILE_IDS = {
+    "__consumer_offsets": "reserved for Kafka's internal topics (names starting with '__'",
+    "connect-offsets": "reserved for Kafka's internal topics (the name 'connect-offsets'",
+    "..": "is '..'",
+    "x" * 240: "260 characters long",
+}
+
+
+async def test_hostile_session_ids_are_refused_before_any_kafka_call(
+    kafka_bootstrap: str, topic_prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = create_app(kafka_bootstrap, topic_prefix=topic_prefix)
+    async with serve(app) as url, httpx.AsyncClient(base_url=url, timeout=60) as http:
+        for bad, rule in HOSTILE_IDS.items():
+            path = url_path(bad)
+            responses = [
+                await http.post(f"{path}/messages", json={"role": "user", "content": "hi"}),
+                await http.post(f"{path}/turns", json={"content": "hi", "reply_by": "async"}),
+                await http.get(f"{path}/messages"),
+            ]
+            for response in responses:
+                assert response.status_code == 422, response.text
+                (detail,) = response.json()["detail"]
+                assert detail["type"] == "invalid_session_id"
+                assert detail["input"] == bad
+                assert rule in detail["msg"]
+                assert "Traceback" not in response.text
+        legal = "ok-session.1"
+        response = await http.post(
+            f"{url_path(legal)}/messages", json={"role": "user", "content": "hi"}
+        )
+        assert response.status_code == 201, response.text
+        response = await http.get(f"{url_path(legal)}/messages")
+        assert response.status_code == 200, response.text
+        assert response.json() == {
+            "session_id": legal,
+            "messages": [{"role": "user", "content": "hi"}],
+        }
+    assert app.state.history_client.closed
+    # Nothing was created for the refused ids, in the app's namespace or outside it.
+    async with AsyncKafkaHistoryClient(kafka_bootstrap, topic_prefix=topic_prefix) as client:
+        assert await client.list_sessions() == [legal]
+        assert not await client.session_exists("__consumer_offsets")
+        assert not await client.session_exists("connect-offsets")
+        assert not await client.session_exists("..")
+    # No "Exception in ASGI application" with its stack trace, nor any other error.
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+def test_the_app_keeps_its_topics_under_a_prefix() -> None:
+    with pytest.raises(ConfigurationError, match="needs a topic_prefix"):
+        create_app("127.0.0.1:9", topic_prefix="")
+    with pytest.raises(ConfigurationError, match="reserved for Kafka's internal topics"):
+        create_app("127.0.0.1:9", topic_prefix="__chat.")
