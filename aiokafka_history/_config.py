@@ -5,6 +5,7 @@ Pure data and validation, no I/O.
 
 from __future__ import annotations
 
+import functools
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -12,9 +13,10 @@ from typing import Any, Literal, TypedDict
 
 from ._errors import ConfigurationError
 
-__all__ = ["DEFAULT_TTL_MS", "KafkaOptions", "KafkaSettings", "TopicSettings"]
+__all__ = ["DEFAULT_TTL_MS", "KafkaOptions", "KafkaSettings", "TopicSettings", "topic_settings"]
 
 DEFAULT_TTL_MS = 7 * 24 * 60 * 60 * 1000  # 7 days, as langchain_community
+_DAY_MS = 24 * 60 * 60 * 1000
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "GSSAPI", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"]
@@ -159,5 +161,24 @@ class TopicSettings:
             )
 
     def topic_configs(self) -> dict[str, str]:
-        """The topic-level configs set at creation."""
-        return {"retention.ms": str(self.ttl_ms), "cleanup.policy": "delete"}
+        """The topic-level configs set at creation.
+
+        ``segment.ms`` is at most ``ttl_ms`` (and a day), so retention can act on closed
+        segments: a message is gone at most ``ttl_ms + min(ttl_ms, 1 day)`` plus the broker's
+        ``log.retention.check.interval.ms`` (5 minutes by default) after it was written. With
+        two or more replicas a write needs ``min(2, replication_factor)`` in-sync replicas and
+        an out-of-sync replica never becomes leader (no acknowledged write is lost).
+        """
+        configs = {"retention.ms": str(self.ttl_ms), "cleanup.policy": "delete"}
+        if self.ttl_ms != -1:
+            configs["segment.ms"] = str(min(self.ttl_ms, _DAY_MS))
+        if self.replication_factor >= 2:
+            configs["min.insync.replicas"] = str(min(2, self.replication_factor))
+            configs["unclean.leader.election.enable"] = "false"
+        return configs
+
+
+@functools.lru_cache(maxsize=64, typed=True)
+def topic_settings(ttl_ms: int, replication_factor: int, partition: int) -> TopicSettings:
+    """Validated topic settings, one shared object per distinct set of values."""
+    return TopicSettings(ttl_ms, replication_factor, partition)

@@ -7,6 +7,7 @@ Every exception the package raises on purpose derives from :class:`KafkaHistoryE
     │   └── InvalidSessionIdError                 a session id that cannot name a topic
     ├── HistoryClosedError (also RuntimeError)    use after close()
     ├── EventLoopError (also RuntimeError)        an object used from the wrong event loop
+    ├── InvalidMessageError (also ValueError)     a message that cannot be stored
     ├── RecordDecodeError                         a record that is not a chat message
     ├── BrokerUnavailableError                    the cluster could not be reached
     │   └── AuthenticationError                   SASL or TLS refused the connection
@@ -30,6 +31,7 @@ __all__ = [
     "ConsumerGroupConflictError",
     "EventLoopError",
     "HistoryClosedError",
+    "InvalidMessageError",
     "InvalidSessionIdError",
     "KafkaHistoryError",
     "KafkaOperationError",
@@ -51,6 +53,13 @@ class ConfigurationError(KafkaHistoryError, ValueError):
 
 class InvalidSessionIdError(ConfigurationError):
     """A session id that cannot be used as (part of) a Kafka topic name."""
+
+
+class InvalidMessageError(KafkaHistoryError, ValueError):
+    """A message cannot be stored (not JSON-encodable, or over the record size limit).
+
+    Raised before anything of the call is sent: a write is all or nothing.
+    """
 
 
 class HistoryClosedError(KafkaHistoryError, RuntimeError):

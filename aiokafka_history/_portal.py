@@ -1,20 +1,19 @@
-"""An event loop in a named background thread, for blocking callers.
+"""An event loop in a named background thread, for the blocking classes.
 
-Used by the synchronous classes (their whole core runs there) and by the async classes'
-blocking methods when no other loop can serve them. The thread starts on first use, never in
-a constructor, and belongs to the object that created it.
+Built on anyio's ``start_blocking_portal``. The thread starts on first use, never in a
+constructor, and belongs to the object that created it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import threading
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
-import anyio
-from anyio.from_thread import BlockingPortal
+from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from ._errors import EventLoopError
 
@@ -25,25 +24,24 @@ _numbers = itertools.count(1)
 
 
 class LoopThread:
-    """An asyncio loop run by anyio in a daemon thread, reached through a blocking portal.
+    """An asyncio loop in a daemon thread named ``NAME-N``, reached through a blocking portal.
 
-    Thread-safe: any thread may call :meth:`call`, any other event loop may await
-    :meth:`run`. Calling :meth:`call` from the loop's own thread raises instead of
-    deadlocking.
+    Thread-safe: any thread may :meth:`call`, any other event loop may await :meth:`run`.
+    Calling :meth:`call` from the loop's own thread raises instead of deadlocking.
     """
 
     def __init__(self, name: str) -> None:
-        self._name = f"{name}-{next(_numbers)}"
+        self.name = f"{name}-{next(_numbers)}"
         self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
+        self._context: contextlib.AbstractContextManager[BlockingPortal] | None = None
         self._portal: BlockingPortal | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
         self._stopped = False
 
     @property
-    def loop(self) -> asyncio.AbstractEventLoop | None:
-        """The loop, once started."""
-        return self._loop
+    def started(self) -> bool:
+        """Whether the thread was started (and not stopped)."""
+        return self._portal is not None and not self._stopped
 
     def in_thread(self) -> bool:
         """Whether the caller runs in this loop's thread."""
@@ -52,39 +50,20 @@ class LoopThread:
     def _ensure(self) -> BlockingPortal:
         with self._lock:
             if self._stopped:
-                raise EventLoopError(f"{self._name} has been stopped")
+                raise EventLoopError(f"{self.name} has been stopped")
             if self._portal is None:
-                ready = threading.Event()
-                failure: list[BaseException] = []
-
-                async def main() -> None:
-                    try:
-                        async with BlockingPortal() as portal:
-                            self._loop = asyncio.get_running_loop()
-                            self._portal = portal
-                            ready.set()
-                            await portal.sleep_until_stopped()
-                    except BaseException as exc:  # pragma: no cover - startup failure
-                        failure.append(exc)
-                        ready.set()
-                        raise
-
-                thread = threading.Thread(
-                    target=anyio.run, args=(main,), name=self._name, daemon=True
-                )
-                thread.start()
-                ready.wait()
-                if failure:  # pragma: no cover
-                    raise EventLoopError(f"{self._name} failed to start") from failure[0]
-                self._thread = thread
-            assert self._portal is not None
+                context = start_blocking_portal("asyncio", name=self.name)
+                portal = context.__enter__()
+                self._thread = portal.call(_current_thread)
+                self._context, self._portal = context, portal
             return self._portal
 
-    def call(self, fn: Callable[..., Awaitable[T]], *args: object) -> T:
+    def call(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
         """Run ``fn(*args)`` on the loop and block until it returns.
 
         Raises:
-            EventLoopError: called from the loop's own thread (it would deadlock).
+            EventLoopError: called from the loop's own thread (it would deadlock), or the
+                loop was stopped.
         """
         if self.in_thread():
             raise EventLoopError(
@@ -93,7 +72,7 @@ class LoopThread:
             )
         return self._ensure().call(fn, *args)
 
-    async def run(self, fn: Callable[..., Awaitable[T]], *args: object) -> T:
+    async def run(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
         """Run ``fn(*args)`` on the loop, awaiting it from another loop without blocking it."""
         if self.in_thread():
             return await fn(*args)
@@ -101,14 +80,24 @@ class LoopThread:
         return await asyncio.wrap_future(future)
 
     def stop(self) -> None:
-        """Stop the loop and join its thread; idempotent. Pending calls are cancelled."""
+        """Stop the loop (cancelling pending calls) and join its thread; idempotent.
+
+        Raises:
+            EventLoopError: called from the loop's own thread.
+        """
+        if self.in_thread():
+            raise EventLoopError(f"{self.name} cannot stop itself from its own thread")
         with self._lock:
             if self._stopped:
                 return
             self._stopped = True
-            portal, thread = self._portal, self._thread
-        if portal is not None and thread is not None:
-            if threading.current_thread() is thread:
-                raise EventLoopError("a LoopThread cannot stop itself from its own thread")
+            context, portal = self._context, self._portal
+        if context is None or portal is None:
+            return
+        with contextlib.suppress(RuntimeError):
             portal.call(portal.stop, True)
-            thread.join()
+        context.__exit__(None, None, None)
+
+
+async def _current_thread() -> threading.Thread:
+    return threading.current_thread()

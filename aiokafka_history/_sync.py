@@ -7,34 +7,41 @@ blocking it.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import threading
 import warnings
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from langchain_core.chat_history import BaseChatMessageHistory
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
-from typing_extensions import Self, Unpack
+from typing_extensions import Unpack
 
 from ._client import AsyncKafkaHistoryClient
 from ._config import DEFAULT_TTL_MS, KafkaOptions
 from ._errors import ConfigurationError, HistoryClosedError
-from ._history import AsyncKafkaChatMessageHistory, MessagesMode, StartPosition
+from ._history import MessagesMode
 from ._lifecycle import Closeable
 from ._portal import LoopThread
+from ._session_log import OnBadRecord, StartPosition
 from ._tail import BlockingMessageTail, ProxyMessageTail
 
 __all__ = ["KafkaChatMessageHistory", "KafkaHistoryClient"]
 
 T = TypeVar("T")
+logger = logging.getLogger("aiokafka_history")
 
 
 class KafkaHistoryClient(Closeable):
     """Blocking twin of :class:`AsyncKafkaHistoryClient`: shared connections for many sessions.
 
     Its connections live on an event loop in a background thread named
-    ``aiokafka-history-N``, started on first use and stopped by :meth:`close`. Thread-safe:
-    any number of threads may use it and its histories at once, and so may coroutines on other
-    event loops through the ``a``-prefixed methods.
+    ``aiokafka-history-N``, started on first use and stopped by :meth:`close` — or, if the
+    client is dropped without closing, when it is garbage collected (with a
+    ``ResourceWarning``). Thread-safe: any number of threads may use it and its histories at
+    once, and so may coroutines on other event loops through the ``a``-prefixed methods.
 
     Example::
 
@@ -53,7 +60,11 @@ class KafkaHistoryClient(Closeable):
         topic_prefix: str = "",
         encode_session_ids: bool = False,
         max_readers: int = 4,
-        read_timeout: float = 60.0,
+        read_timeout: float = 30.0,
+        write_timeout: float = 30.0,
+        admin_timeout: float = 30.0,
+        close_timeout: float = 10.0,
+        on_bad_record: OnBadRecord = "skip",
         **kafka_options: Unpack[KafkaOptions],
     ) -> None:
         self._closed = True
@@ -63,9 +74,14 @@ class KafkaHistoryClient(Closeable):
             encode_session_ids=encode_session_ids,
             max_readers=max_readers,
             read_timeout=read_timeout,
+            write_timeout=write_timeout,
+            admin_timeout=admin_timeout,
+            close_timeout=close_timeout,
+            on_bad_record=on_bad_record,
             **kafka_options,
         )
-        self._loop = LoopThread("aiokafka-history")
+        self._thread = LoopThread("aiokafka-history")
+        self._release = weakref.finalize(self, _release, self._thread, self._core)
         self._closed = False
 
     def __repr__(self) -> str:
@@ -92,78 +108,101 @@ class KafkaHistoryClient(Closeable):
         consumer_group: str | None = None,
     ) -> KafkaChatMessageHistory:
         """A blocking history of ``session_id`` on this client's connections."""
-        core = self._core.history(
+        return KafkaChatMessageHistory(
             session_id,
             ttl_ms=ttl_ms,
             replication_factor=replication_factor,
             partition=partition,
+            client=self,
             messages_mode=messages_mode,
             consumer_group=consumer_group,
         )
-        return KafkaChatMessageHistory._wrap(core, self, owns_client=False)
 
     def _check_open(self) -> None:
         if self._closed:
             raise HistoryClosedError(f"{type(self).__name__} is closed")
 
-    def _call(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
-        self._check_open()
-        return self._loop.call(fn, *args)
+    def call(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """Run the coroutine function ``fn(*args)`` on the loop thread and return its result.
 
-    async def _run(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        Raises:
+            HistoryClosedError: the client is closed.
+            EventLoopError: called from the loop thread itself.
+        """
         self._check_open()
-        return await self._loop.run(fn, *args)
+        return self._thread.call(fn, *args)
+
+    async def acall(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """:meth:`call`, awaited from another event loop without blocking it."""
+        self._check_open()
+        return await self._thread.run(fn, *args)
 
     def list_sessions(self) -> list[str]:
         """Blocking twin of :meth:`AsyncKafkaHistoryClient.list_sessions`."""
-        return self._call(self._core.list_sessions)
+        return self.call(self._core.list_sessions)
 
     def session_exists(self, session_id: str) -> bool:
         """Blocking twin of :meth:`AsyncKafkaHistoryClient.session_exists`."""
-        return self._call(self._core.session_exists, session_id)
+        return self.call(self._core.session_exists, session_id)
 
     def delete_session(self, session_id: str) -> bool:
         """Blocking twin of :meth:`AsyncKafkaHistoryClient.delete_session`."""
-        return self._call(self._core.delete_session, session_id)
+        return self.call(self._core.delete_session, session_id)
 
     async def alist_sessions(self) -> list[str]:
         """:meth:`list_sessions` awaited from another event loop."""
-        return await self._run(self._core.list_sessions)
+        return await self.acall(self._core.list_sessions)
 
     async def asession_exists(self, session_id: str) -> bool:
         """:meth:`session_exists` awaited from another event loop."""
-        return await self._run(self._core.session_exists, session_id)
+        return await self.acall(self._core.session_exists, session_id)
 
     async def adelete_session(self, session_id: str) -> bool:
         """:meth:`delete_session` awaited from another event loop."""
-        return await self._run(self._core.delete_session, session_id)
+        return await self.acall(self._core.delete_session, session_id)
 
     def close(self) -> None:
         """Close the connections and stop the loop thread; idempotent."""
         if self._closed:
             return
         self._closed = True
-        if self._loop.loop is not None:
-            self._loop.call(self._core.aclose)
-        else:
-            self._core.close()
-        self._loop.stop()
+        self._release()
 
     async def aclose(self) -> None:
         """:meth:`close` awaited from another event loop."""
         if self._closed:
             return
         self._closed = True
-        if self._loop.loop is not None:
-            await self._loop.run(self._core.aclose)
+        self._release.detach()
+        if self._thread.started:
+            await self._thread.run(self._core.aclose)
         else:
             self._core.close()
-        self._loop.stop()
+        await asyncio.to_thread(self._thread.stop)
 
     def __del__(self, _warn: Callable[..., None] = warnings.warn) -> None:
-        if getattr(self, "_closed", True) or self._loop.loop is None:
+        if getattr(self, "_closed", True) or not self._thread.started:
             return
         _warn(f"unclosed {self!r}", ResourceWarning, source=self, stacklevel=2)
+
+
+def _release(thread: LoopThread, core: AsyncKafkaHistoryClient) -> None:
+    """Close ``core`` on ``thread`` and stop it: at close(), or when the owner is collected.
+
+    Never references the owner, so a dropped client can be collected. Collected on its own
+    loop thread (a reference cycle freed there), it hands the work to a short-lived thread.
+    """
+    if thread.in_thread():
+        threading.Thread(target=_release, args=(thread, core), daemon=True).start()
+        return
+    if thread.started:
+        try:
+            thread.call(core.aclose)
+        except Exception as exc:
+            logger.warning("closing the Kafka connections failed: %s", type(exc).__name__)
+    else:
+        core.close()
+    thread.stop()
 
 
 class KafkaChatMessageHistory(Closeable, BaseChatMessageHistory):
@@ -205,7 +244,7 @@ class KafkaChatMessageHistory(Closeable, BaseChatMessageHistory):
         **kafka_options: Unpack[KafkaOptions],
     ) -> None:
         self._closed = True
-        owns = client is None
+        self._owns_client = client is None
         if client is None:
             if bootstrap_servers is None:
                 raise ConfigurationError("pass bootstrap_servers, or client= to share one")
@@ -215,13 +254,13 @@ class KafkaChatMessageHistory(Closeable, BaseChatMessageHistory):
                 encode_session_ids=encode_session_ids,
                 **kafka_options,
             )
-        elif bootstrap_servers is not None or kafka_options or topic_prefix:
+        elif bootstrap_servers is not None or kafka_options or topic_prefix or encode_session_ids:
             raise ConfigurationError(
-                "connection options belong to the shared client: pass either client= or "
-                "bootstrap_servers and options, not both"
+                "connection and naming options belong to the shared client: pass either "
+                "client= or bootstrap_servers and options, not both"
             )
         try:
-            core = client.core.history(
+            self._core = client.core.history(
                 session_id,
                 ttl_ms=ttl_ms,
                 replication_factor=replication_factor,
@@ -230,30 +269,14 @@ class KafkaChatMessageHistory(Closeable, BaseChatMessageHistory):
                 consumer_group=consumer_group,
             )
         except BaseException:
-            if owns:
+            if self._owns_client:
                 client.close()
             raise
-        self._init(core, client, owns)
-
-    @classmethod
-    def _wrap(
-        cls, core: AsyncKafkaChatMessageHistory, client: KafkaHistoryClient, *, owns_client: bool
-    ) -> Self:
-        self = cls.__new__(cls)
-        self._init(core, client, owns_client)
-        return self
-
-    def _init(
-        self, core: AsyncKafkaChatMessageHistory, client: KafkaHistoryClient, owns: bool
-    ) -> None:
-        self._core = core
         self._client = client
-        self._loop = client._loop
-        self._owns_client = owns
-        self.session_id = core.session_id
-        self.topic = core.topic
-        self.consumer_group = core.consumer_group
-        self.messages_mode = core.messages_mode
+        self.session_id = session_id
+        self.topic = self._core.topic
+        self.consumer_group = self._core.consumer_group
+        self.messages_mode = messages_mode
         self._closed = False
 
     def __repr__(self) -> str:
@@ -275,13 +298,17 @@ class KafkaChatMessageHistory(Closeable, BaseChatMessageHistory):
                 f"history of session {self.session_id!r} is closed; create a new one"
             )
 
+    def __str__(self) -> str:
+        """The repr: LangChain's ``__str__`` would read (and consume) the session."""
+        return repr(self)
+
     def _call(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
         self._check_open()
-        return self._loop.call(fn, *args)
+        return self._client.call(fn, *args)
 
     async def _run(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
         self._check_open()
-        return await self._loop.run(fn, *args)
+        return await self._client.acall(fn, *args)
 
     # -- blocking ---------------------------------------------------------------------------
 
@@ -367,15 +394,9 @@ class KafkaChatMessageHistory(Closeable, BaseChatMessageHistory):
         if self._closed:
             return
         self._closed = True
-        self._loop_close_core()
+        self._core.close()
         if self._owns_client:
             self._client.close()
-
-    def _loop_close_core(self) -> None:
-        if self._loop.loop is not None and not self._client.closed:
-            self._loop.call(self._core.aclose)
-        else:
-            self._core._closed = True
 
     # -- awaitable from another loop --------------------------------------------------------
 
@@ -436,15 +457,12 @@ class KafkaChatMessageHistory(Closeable, BaseChatMessageHistory):
         if self._closed:
             return
         self._closed = True
-        if self._loop.loop is not None and not self._client.closed:
-            await self._loop.run(self._core.aclose)
+        self._core.close()
         if self._owns_client:
             await self._client.aclose()
 
-    # -- lifecycle --------------------------------------------------------------------------
-
     def __del__(self, _warn: Callable[..., None] = warnings.warn) -> None:
-        if getattr(self, "_closed", True) or not self._owns_client:
+        # The private client releases its thread and connections when it is collected.
+        if getattr(self, "_closed", True) or not self._owns_client or self._client.closed:
             return
-        if not self._client.closed and self._loop.loop is not None:
-            _warn(f"unclosed {self!r}", ResourceWarning, source=self, stacklevel=2)
+        _warn(f"unclosed {self!r}", ResourceWarning, source=self, stacklevel=2)

@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
-from aiokafka.errors import ConsumerStoppedError, KafkaError
 from langchain_core.messages import BaseMessage
 from typing_extensions import Self
 
-from ._codec import decode_message
 from ._errors import ConfigurationError, HistoryClosedError
-from ._ordering import merge_in_write_order
-from ._transport import Record
-
-if TYPE_CHECKING:
-    from ._history import AsyncKafkaChatMessageHistory, StartPosition
+from ._records import Record
+from ._session_log import SessionLog, StartPosition, TailCursor
 
 __all__ = ["BlockingMessageTail", "MessageTail", "ProxyMessageTail"]
 
@@ -59,16 +53,17 @@ class MessageTail(_AsyncTailBase):
     Starts (connects and fixes its start position) on ``async with``, :meth:`start` or the
     first ``__anext__``. With ``start="latest"`` it yields what is written after it started.
     Messages come in write order within a partition (all of a session's own writes share
-    one). With ``commit=True`` the last consumed position moves past each message once the
-    next one is asked for, and on close. Cancel-safe: cancelling a pending ``__anext__`` loses
-    nothing. Ends after ``idle_timeout`` seconds without a message, if given.
+    one). A record that is not a chat message is skipped (and logged once), never the valid
+    messages around it. With ``commit=True`` the last consumed position moves past each
+    message once the next one is asked for, and on close. Cancel-safe: cancelling a pending
+    ``__anext__`` loses nothing. Ends after ``idle_timeout`` seconds without a message.
 
     Not thread-safe: use it from the event loop that started it.
     """
 
     def __init__(
         self,
-        history: AsyncKafkaChatMessageHistory,
+        log: SessionLog,
         start: StartPosition,
         *,
         commit: bool,
@@ -78,54 +73,33 @@ class MessageTail(_AsyncTailBase):
             raise ConfigurationError(f"start must be one of {', '.join(_STARTS)}, got {start!r}")
         if idle_timeout is not None and not idle_timeout > 0:
             raise ConfigurationError(f"idle_timeout must be None or > 0, got {idle_timeout!r}")
-        self._history = history
+        self._log = log
         self._start = start
         self._commit = commit
         self._idle_timeout = idle_timeout
-        self._consumer: Any = None
-        self._transport: Any = None
+        self._cursor: TailCursor | None = None
         self._buffer: deque[tuple[Record, BaseMessage]] = deque()
         self._yielded: dict[int, int] = {}
         self._committed: dict[int, int] = {}
-        self._started = False
         self._closed = False
 
     async def start(self) -> Self:
         """Connect and fix the start position; idempotent."""
         if self._closed:
             raise HistoryClosedError("this tail is closed")
-        if self._started:
+        if self._cursor is not None:
             return self
-        history = self._history
-        transport = self._transport = await history._transport()
-        parts = await history._partitions(transport)
-        try:
-            if self._start == "last_consumed":
-                committed, ends = await asyncio.gather(
-                    transport.committed(history.consumer_group, history.topic, parts),
-                    transport.end_offsets(history.topic, parts),
-                )
-                starts = {p: min(committed[p] or 0, ends[p]) for p in parts}
-            elif self._start == "latest":
-                starts = await transport.end_offsets(history.topic, parts)
-            else:
-                starts = {p: 0 for p in parts}  # below the log start: resets to it
-            self._consumer = await transport.open_consumer()
-            self._consumer.assign([transport.tp(history.topic, p) for p in parts])
-            for p, offset in starts.items():
-                self._consumer.seek(transport.tp(history.topic, p), offset)
-        except KafkaError as exc:
-            await self.aclose()
-            raise history._read_error(exc) from exc
-        self._committed = dict(starts)
-        self._yielded = dict(starts)
-        self._started = True
+        cursor = await self._log.tail(self._start)
+        self._cursor = cursor
+        self._committed = dict(cursor.starts)
+        self._yielded = dict(cursor.starts)
         return self
 
     async def __anext__(self) -> BaseMessage:
         if self._closed:
             raise StopAsyncIteration
         await self.start()
+        assert self._cursor is not None
         await self._commit_yielded()
         waited = 0.0
         while not self._buffer:
@@ -134,40 +108,19 @@ class MessageTail(_AsyncTailBase):
                 if waited >= self._idle_timeout:
                     raise StopAsyncIteration
                 step = min(step, self._idle_timeout - waited)
-            try:
-                batch = await self._consumer.getmany(timeout_ms=max(1, int(step * 1000)))
-            except ConsumerStoppedError:
-                raise StopAsyncIteration from None
-            except KafkaError as exc:
-                raise self._history._read_error(exc) from exc
+            batch = await self._cursor.next_batch(step)
+            if batch is None or self._closed:
+                raise StopAsyncIteration
             waited += step if not batch else 0.0
-            self._buffer_batch(batch)
+            self._buffer.extend(batch)
         record, message = self._buffer.popleft()
         self._yielded[record.partition] = record.offset + 1
         return message
 
-    def _buffer_batch(self, batch: dict[Any, list[Any]]) -> None:
-        history = self._history
-        per_partition = {
-            tp.partition: [Record(tp.partition, r.offset, r.timestamp, r.value) for r in rows]
-            for tp, rows in batch.items()
-        }
-        for record in merge_in_write_order(per_partition):
-            if record.value is None:
-                continue
-            message = decode_message(
-                record.value, topic=history.topic, partition=record.partition, offset=record.offset
-            )
-            self._buffer.append((record, message))
-
     async def _commit_yielded(self) -> None:
-        if not self._commit or self._yielded == self._committed:
+        if not self._commit or self._yielded == self._committed or self._cursor is None:
             return
-        history = self._history
-        try:
-            await self._transport.commit(history.consumer_group, history.topic, self._yielded)
-        except KafkaError as exc:
-            raise history._read_error(exc) from exc
+        await self._cursor.commit(self._yielded)
         self._committed = dict(self._yielded)
 
     async def aclose(self) -> None:
@@ -175,14 +128,15 @@ class MessageTail(_AsyncTailBase):
         if self._closed:
             return
         self._closed = True
-        consumer, self._consumer = self._consumer, None
-        if consumer is None:
+        cursor, self._cursor = self._cursor, None
+        if cursor is None:
             return
         try:
-            if not self._history.client.closed:
-                await self._commit_yielded()
+            self._cursor = cursor
+            await self._commit_yielded()
         finally:
-            await self._transport.close_consumer(consumer)
+            self._cursor = None
+            await cursor.close()
 
 
 class BlockingMessageTail:

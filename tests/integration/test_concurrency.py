@@ -7,11 +7,13 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 from langchain_core.messages import BaseMessage, HumanMessage
 
 from aiokafka_history import (
     AsyncKafkaChatMessageHistory,
     AsyncKafkaHistoryClient,
+    EventLoopError,
     KafkaChatMessageHistory,
     KafkaHistoryClient,
 )
@@ -86,10 +88,13 @@ def test_sync_class_awaited_from_several_loops(kafka_bootstrap: str, session_id:
 def test_async_class_blocking_methods_in_every_context(
     kafka_bootstrap: str, session_id: str
 ) -> None:
-    # 1. Plain blocking code, no loop anywhere: served by the client's private loop thread.
+    # 1. Plain blocking code, no loop anywhere: no hidden loop is started; the error names
+    #    the async method and the blocking class to use instead. Nothing was written.
     history = AsyncKafkaChatMessageHistory(session_id, kafka_bootstrap, messages_mode="full")
-    history.add_user_message("plain")
-    assert [m.content for m in history.messages] == ["plain"]
+    with pytest.raises(EventLoopError, match=r"KafkaChatMessageHistory.*aadd_user_message\(\)"):
+        history.add_user_message("plain")
+    with pytest.raises(EventLoopError, match="KafkaChatMessageHistory"):
+        _ = history.messages
     history.close()
 
     async def in_loop() -> list[str]:
@@ -99,16 +104,21 @@ def test_async_class_blocking_methods_in_every_context(
             await h.aadd_user_message("native")
             # 2. A worker thread while the home loop runs: runs on the home loop.
             await asyncio.to_thread(h.add_user_message, "from a worker thread")
-            # 3. Blocking call inside the home loop's own thread: no deadlock, no loop error.
-            h.add_user_message("blocking inside the loop")
+            assert [m.content for m in await asyncio.to_thread(lambda: h.messages)] == [
+                "native",
+                "from a worker thread",
+            ]
+            # 3. Blocking call on the home loop's own thread: a clear error, never a deadlock
+            #    and never a hidden loop; nothing was written.
+            with pytest.raises(
+                EventLoopError, match=r"await AsyncKafkaChatMessageHistory\.aadd_user_message\(\)"
+            ) as info:
+                h.add_user_message("blocking inside the loop")
+            assert "KafkaChatMessageHistory" in str(info.value)
+            assert "deadlock" in str(info.value)
             return [str(m.content) for m in await h.aget_messages()]
 
-    assert asyncio.run(in_loop()) == [
-        "plain",
-        "native",
-        "from a worker thread",
-        "blocking inside the loop",
-    ]
+    assert asyncio.run(in_loop()) == ["native", "from a worker thread"]
 
 
 def test_concurrent_readers_and_writers_of_one_session(

@@ -44,14 +44,30 @@ def test_community_topic_spreads_over_partitions(kafka_bootstrap: str, session_i
     import asyncio
 
     async def partitions_used() -> set[int]:
-        async with AsyncKafkaChatMessageHistory(session_id, kafka_bootstrap) as ours:
-            transport = await ours._transport()
-            parts = await ours._partitions(transport)
-            begin, end = await transport.offsets_bounds(ours.topic, parts)
-            assert len(parts) == 3
-            assert sum(end[p] - begin[p] for p in parts) == 20
+        from aiokafka import AIOKafkaConsumer, TopicPartition
+        from aiokafka.admin import AIOKafkaAdminClient
+
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+        await admin.start()
+        try:
+            (info,) = await admin.describe_topics([session_id])
+        finally:
+            await admin.close()
+        parts = [TopicPartition(session_id, p["partition"]) for p in info["partitions"]]
+        consumer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap)
+        await consumer.start()
+        try:
+            begin = await consumer.beginning_offsets(parts)
+            end = await consumer.end_offsets(parts)
+        finally:
+            await consumer.stop()
+        assert len(parts) == 3
+        assert sum(end[p] - begin[p] for p in parts) == 20
+        async with AsyncKafkaChatMessageHistory(
+            session_id, kafka_bootstrap, messages_mode="full"
+        ) as ours:
             assert await ours.aget_messages() == WALKTHROUGH * 5
-            return {p for p in parts if end[p] > begin[p]}
+        return {p.partition for p in parts if end[p] > begin[p]}
 
     assert len(asyncio.run(partitions_used())) >= 2
 

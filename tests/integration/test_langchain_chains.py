@@ -30,6 +30,7 @@ from pydantic import Field
 from aiokafka_history import (
     AsyncKafkaChatMessageHistory,
     AsyncKafkaHistoryClient,
+    EventLoopError,
     KafkaChatMessageHistory,
     KafkaHistoryClient,
 )
@@ -223,25 +224,40 @@ async def aread_full_history(kafka_bootstrap: str, session_id: str) -> list[Base
 
 @pytest.mark.parametrize("call", ["invoke", "stream"])
 @pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize("client_class", CLIENTS)
 def test_blocking_chain_calls_see_the_whole_history(
     kafka_bootstrap: str,
     session_id: str,
-    client_class: ClientClass,
     shape: Shape,
     call: Literal["invoke", "stream"],
 ) -> None:
-    """Plain threads; for the async client this runs its core on its private loop thread."""
+    """Plain threads: the blocking client runs its core on its loop thread."""
     turn = invoke_turn if call == "invoke" else stream_turn
     model = RecordingChatModel()
     made: list[BaseChatMessageHistory] = []
-    with client_class(kafka_bootstrap) as client:
+    with KafkaHistoryClient(kafka_bootstrap) as client:
         chain = make_chain(model, full_history_factory(client, made), shape)
         answers = [turn(chain, shape, q, session_id) for q in QUESTIONS]
 
-    assert made and all(type(h) is HISTORY_CLASS[client_class] for h in made)
+    assert made and all(type(h) is KafkaChatMessageHistory for h in made)
     stored = read_full_history(kafka_bootstrap, session_id)
     assert_each_prompt_holds_the_earlier_turns(model, answers, stored)
+
+
+@pytest.mark.parametrize("call", ["invoke", "stream"])
+def test_blocking_chain_calls_with_the_async_client_say_what_to_use(
+    kafka_bootstrap: str, session_id: str, call: Literal["invoke", "stream"]
+) -> None:
+    """Plain threads with the async client: no hidden loop, a clear error, nothing stored."""
+    turn = invoke_turn if call == "invoke" else stream_turn
+    model = RecordingChatModel()
+    with AsyncKafkaHistoryClient(kafka_bootstrap) as client:
+        chain = make_chain(model, full_history_factory(client, []), "placeholder")
+        with pytest.raises(EventLoopError, match="KafkaChatMessageHistory") as info:
+            turn(chain, "placeholder", QUESTIONS[0], session_id)
+        assert "aget_messages()" in str(info.value)
+        assert not client.connected  # nothing was started behind the caller's back
+    assert model.prompts == []
+    assert read_full_history(kafka_bootstrap, session_id) == []
 
 
 @pytest.mark.anyio
@@ -297,23 +313,16 @@ async def test_one_session_across_call_styles_and_threads(
     assert_each_prompt_holds_the_earlier_turns(model, answers, stored)
 
 
-IN_LOOP_CASES = [
-    pytest.param(KafkaHistoryClient, "placeholder", id="sync-client-placeholder"),
-    pytest.param(KafkaHistoryClient, "messages", id="sync-client-messages"),
-    pytest.param(AsyncKafkaHistoryClient, "placeholder", id="async-client-placeholder"),
-    pytest.param(AsyncKafkaHistoryClient, "messages", id="async-client-messages"),
-]
-
-
 @pytest.mark.anyio
-@pytest.mark.parametrize(("client_class", "shape"), IN_LOOP_CASES)
+@pytest.mark.parametrize("shape", SHAPES)
 async def test_blocking_chain_calls_inside_a_running_loop(
-    kafka_bootstrap: str, session_id: str, client_class: ClientClass, shape: Shape
+    kafka_bootstrap: str, session_id: str, shape: Shape
 ) -> None:
-    """A notebook cell: ``invoke`` / ``stream`` block the loop that the client already used."""
+    """A notebook cell: ``invoke`` / ``stream`` block the loop; the blocking client's own
+    loop thread serves them."""
     model = RecordingChatModel()
     made: list[BaseChatMessageHistory] = []
-    async with client_class(kafka_bootstrap) as client:
+    async with KafkaHistoryClient(kafka_bootstrap) as client:
         chain = make_chain(model, full_history_factory(client, made), shape)
         first, second, third, fourth = QUESTIONS
         answers = [
@@ -325,6 +334,33 @@ async def test_blocking_chain_calls_inside_a_running_loop(
 
     stored = await aread_full_history(kafka_bootstrap, session_id)
     assert_each_prompt_holds_the_earlier_turns(model, answers, stored)
+
+
+@pytest.mark.anyio
+async def test_blocking_chain_calls_on_the_async_clients_own_loop_are_refused(
+    kafka_bootstrap: str, session_id: str
+) -> None:
+    """``invoke`` on the loop the async client lives on would deadlock: a clear error."""
+    model = RecordingChatModel()
+    async with AsyncKafkaHistoryClient(kafka_bootstrap) as client:
+        chain = make_chain(model, full_history_factory(client, []), "placeholder")
+        first = await ainvoke_turn(chain, "placeholder", QUESTIONS[0], session_id)
+        # LangChain reads the history in a worker thread while invoke() blocks the loop the
+        # client needs: refused after a bounded wait, never a hang.
+        with pytest.raises(EventLoopError, match="its thread is blocked") as info:
+            invoke_turn(chain, "placeholder", QUESTIONS[1], session_id)
+        assert "await AsyncKafkaChatMessageHistory.aget_messages()" in str(info.value)
+        assert "KafkaChatMessageHistory" in str(info.value)
+        # The refused turn left nothing behind; the next async turn sees the first one.
+        second = await ainvoke_turn(chain, "placeholder", QUESTIONS[1], session_id)
+
+    stored = await aread_full_history(kafka_bootstrap, session_id)
+    assert transcript(stored) == expected_transcript(2)
+    assert [first, second] == [text for role, text in expected_transcript(2) if role == "ai"]
+    assert model.prompts == [
+        [HumanMessage(content=QUESTIONS[0])],
+        [*stored[:2], HumanMessage(content=QUESTIONS[1])],
+    ]
 
 
 # -- the default "last_consumed" mode is the wrong one for chains ------------------------------

@@ -8,6 +8,9 @@ import sys
 import time
 
 import pytest
+from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.records_to_delete import RecordsToDelete
 from langchain_core.messages import AIMessage, HumanMessage
 
 from aiokafka_history import AsyncKafkaChatMessageHistory, KafkaChatMessageHistory
@@ -153,8 +156,14 @@ def test_last_messages_reads_only_a_window(kafka_bootstrap: str, session_id: str
             assert len(await history.alast_messages(1000)) == 500
             assert await history.alast_messages(0) == []
             # Holes at the start of the log (deleted records) are stepped over.
-            transport = await history._transport()
-            await transport.truncate(history.topic, {0: 498})
+            admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+            await admin.start()
+            try:
+                await admin.delete_records(
+                    {TopicPartition(history.topic, 0): RecordsToDelete(before_offset=498)}
+                )
+            finally:
+                await admin.close()
             assert _contents(await history.alast_messages(5)) == ["m498", "m499"]
 
     asyncio.run(scenario())

@@ -38,8 +38,7 @@ def test_ten_thousand_histories_share_a_bounded_set_of_connections(
                 await asyncio.gather(*(h.aadd_user_message(h.session_id) for h in active))
                 results = await asyncio.gather(*(h.aget_messages() for h in active))
                 assert [[m.content for m in r] for r in results] == [[h.session_id] for h in active]
-                transport = await client._transport()
-                return transport.sockets(), _socket_fds() - before, len(active)
+                return client.sockets(), _socket_fds() - before, len(active)
             finally:
                 await asyncio.gather(*(client.delete_session(h.session_id) for h in active))
 

@@ -13,8 +13,8 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, Tool
 
 from aiokafka_history import (
     AsyncKafkaChatMessageHistory,
+    InvalidMessageError,
     KafkaChatMessageHistory,
-    SessionWriteError,
 )
 
 RICH = [
@@ -116,16 +116,18 @@ def test_a_refused_write_raises_and_says_what_was_stored(
 ) -> None:
     too_big = HumanMessage(content="x" * (2 * 1024 * 1024))  # over max.request.size (1 MiB)
     with KafkaChatMessageHistory(session_id, kafka_bootstrap, messages_mode="full") as history:
-        with pytest.raises(SessionWriteError) as info:
+        # All or nothing: the batch is checked before any of it is sent.
+        with pytest.raises(InvalidMessageError, match="message 1 of the batch") as info:
             history.add_messages([HumanMessage(content="ok"), too_big, AIMessage(content="no")])
         error = info.value
-        assert error.acknowledged == 1
-        assert error.session_id == session_id
-        assert error.topic == session_id
-        assert "only 1 of 3" in str(error)
+        assert isinstance(error, ValueError)
+        assert "nothing was written" in str(error)
+        assert "max_request_size" in str(error)
         assert "x" * 100 not in str(error)  # no payload in the message
-        assert error.__cause__ is not None
-        assert [m.content for m in history.messages] == ["ok"]
+        assert error.__cause__ is None
+        assert history.messages == []
+        history.add_messages([HumanMessage(content="ok"), AIMessage(content="yes")])
+        assert [m.content for m in history.messages] == ["ok", "yes"]
 
 
 def test_non_messages_are_rejected_before_anything_is_written(

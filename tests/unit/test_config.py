@@ -74,8 +74,27 @@ def test_bad_topic_settings(kwargs: dict[str, int], match: str) -> None:
 def test_topic_settings_defaults_and_configs() -> None:
     spec = TopicSettings()
     assert (spec.ttl_ms, spec.partition, spec.replication_factor) == (604800000, 1, 1)
-    assert spec.topic_configs() == {"retention.ms": "604800000", "cleanup.policy": "delete"}
-    assert TopicSettings(ttl_ms=-1).topic_configs()["retention.ms"] == "-1"
+    assert spec.topic_configs() == {
+        "retention.ms": "604800000",
+        "cleanup.policy": "delete",
+        "segment.ms": "86400000",  # retention acts on closed segments: at most a day old
+    }
+    assert TopicSettings(ttl_ms=-1).topic_configs() == {
+        "retention.ms": "-1",
+        "cleanup.policy": "delete",
+    }
+    assert TopicSettings(ttl_ms=60_000).topic_configs()["segment.ms"] == "60000"
+
+
+def test_replicated_topics_get_durable_settings() -> None:
+    assert TopicSettings(replication_factor=3).topic_configs() == {
+        "retention.ms": "604800000",
+        "cleanup.policy": "delete",
+        "segment.ms": "86400000",
+        "min.insync.replicas": "2",
+        "unclean.leader.election.enable": "false",
+    }
+    assert TopicSettings(replication_factor=2).topic_configs()["min.insync.replicas"] == "2"
 
 
 def test_constructors_do_no_io_and_validate_early() -> None:

@@ -1,5 +1,4 @@
-from aiokafka_history._ordering import merge_in_write_order, take_first
-from aiokafka_history._transport import Record
+from aiokafka_history._records import Record, merge_in_write_order, take_first
 
 
 def r(partition: int, offset: int, timestamp: int) -> Record:
