@@ -1,7 +1,8 @@
 """Developer tasks: `python3 -m nox` runs lint, typecheck and tests (what CI runs).
 
 Every session installs what it needs into its own virtualenv; Kafka comes from Maven
-Central through `kafkalocal` (Java 17 and Maven required, no Docker).
+Central through `kafkalocal` (`tools/kafkalocal`, its own distribution and pytest plugin;
+Java 17, Maven and openssl required, no Docker).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ nox.options.default_venv_backend = "venv"
 nox.options.error_on_missing_interpreters = True
 
 PYTHON = "3.11"
+KAFKALOCAL = "./tools/kafkalocal"  # its own distribution: the local Kafka and the pytest plugin
 
 
 def _oldest_python() -> str:
@@ -26,7 +28,7 @@ def _oldest_python() -> str:
 
 
 def _install(session: nox.Session) -> None:
-    session.install("--quiet", "--editable", ".[dev]")
+    session.install("--quiet", "--editable", ".[dev]", "--editable", KAFKALOCAL)
 
 
 @nox.session(python=PYTHON)
@@ -39,8 +41,16 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(python=_oldest_python())
 def tests_oldest(session: nox.Session) -> None:
-    """The library's tests on Python 3.10 with only its runtime dependencies (+ pytest)."""
-    session.install("--quiet", "--editable", ".", "pytest==9.2.0", "pytest-timeout==2.4.0")
+    """The tests on Python 3.10 with only the runtime dependencies (+ pytest, kafkalocal)."""
+    session.install(
+        "--quiet",
+        "--editable",
+        ".",
+        "--editable",
+        KAFKALOCAL,
+        "pytest==9.2.0",
+        "pytest-timeout==2.4.0",
+    )
     session.run("python", "-m", "kafkalocal", "resolve")
     session.run(
         "pytest",
@@ -72,7 +82,7 @@ def lint(session: nox.Session) -> None:
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on the package and on kafkalocal."""
     _install(session)
-    session.run("mypy", "--strict", "aiokafka_history", "kafkalocal")
+    session.run("mypy", "--strict", "aiokafka_history", "tools/kafkalocal/src/kafkalocal")
 
 
 @nox.session(python=PYTHON)

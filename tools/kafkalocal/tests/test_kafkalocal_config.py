@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from kafkalocal import DEFAULT_KAFKA_VERSION, VERSION_ENV, kafka_version
+from kafkalocal import DEFAULT_KAFKA_VERSION, SAMPLE_SETTINGS, VERSION_ENV, kafka_version
 from kafkalocal._config import (
     NodeAddress,
     bootstrap_servers,
@@ -25,8 +25,10 @@ from kafkalocal._config import (
 )
 from kafkalocal._maven import CACHE_ENV, cache_root, render_pom
 from kafkalocal._ports import ephemeral_range, free_ports
-from kafkalocal._probe import _parse, _request
+from kafkalocal._probe import metadata_body, parse_metadata
+from kafkalocal._secure import _SecureCustomizer
 from kafkalocal._versions import uses_log4j1, version_tuple
+from kafkalocal._wire import Reader
 
 THREE = node_addresses([9092, 9093, 9192, 9193, 9292, 9293])
 
@@ -87,7 +89,9 @@ def test_cache_root_is_outside_the_repo_and_overridable(
 ) -> None:
     monkeypatch.delenv(CACHE_ENV, raising=False)
     monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
-    assert cache_root() == Path.home() / ".cache" / "aiokafka-history" / "kafka"
+    assert cache_root() == Path.home() / ".cache" / "kafkalocal"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_root() == tmp_path / "xdg" / "kafkalocal"
     monkeypatch.setenv(CACHE_ENV, str(tmp_path))
     assert cache_root() == tmp_path
 
@@ -160,6 +164,70 @@ def test_unknown_node_id_is_rejected(tmp_path: Path) -> None:
         server_properties(7, THREE, tmp_path, "4.1.1")
 
 
+def test_defaults_are_the_sample_settings_plus_this_nodes_addresses(tmp_path: Path) -> None:
+    (only,) = node_addresses([19092, 19093])
+    props = server_properties(0, [only], tmp_path, "4.4.0", "defaults")
+    node = {
+        "node.id": "0",
+        "listeners": "PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093",
+        "advertised.listeners": "PLAINTEXT://127.0.0.1:19092",
+        "controller.quorum.voters": "0@127.0.0.1:19093",
+        "log.dirs": str(tmp_path),
+    }
+    assert props == {**SAMPLE_SETTINGS, **node}
+    for tweak in ("auto.create.topics.enable", "group.initial.rebalance.delay.ms"):
+        assert tweak not in props  # Kafka's defaults: true and 3000 ms
+    assert props["num.partitions"] == "1"
+    assert props["offsets.topic.replication.factor"] == "1"
+
+
+def test_defaults_before_3_9_leave_out_the_share_coordinator(tmp_path: Path) -> None:
+    (only,) = node_addresses([19092, 19093])
+    props = server_properties(0, [only], tmp_path, "3.8.1", "defaults")
+    assert not any(key.startswith("share.") for key in props)
+
+
+def test_unknown_settings_are_rejected(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="settings must be one of test, defaults"):
+        server_properties(0, THREE, tmp_path, "4.1.1", "prod")  # type: ignore[arg-type]
+
+
+def test_extra_ports_per_node() -> None:
+    first, second = node_addresses(list(range(9000, 9008)), per_node=4)
+    assert first == NodeAddress(0, 9000, 9001, (9002, 9003))
+    assert second.extra_ports == (9006, 9007)
+    with pytest.raises(ValueError, match="need 4 distinct ports per node"):
+        node_addresses(list(range(9000, 9006)), per_node=4)
+
+
+def test_secure_node_properties(tmp_path: Path) -> None:
+    (address,) = node_addresses([19092, 19093, 19094, 19095], per_node=4)
+    customizer = _SecureCustomizer("pw")
+    props = server_properties(0, [address], tmp_path / "data", "4.4.0")
+    customizer.customize(address, props, tmp_path / "node-0")
+    assert props["listeners"] == (
+        "SASL_PLAINTEXT://127.0.0.1:19092,SASL_SSL://127.0.0.1:19094,"
+        "WRONG_HOST://127.0.0.1:19095,CONTROLLER://127.0.0.1:19093"
+    )
+    assert "CONTROLLER" not in props["advertised.listeners"]
+    assert "PLAINTEXT:PLAINTEXT" not in props["listener.security.protocol.map"]
+    assert props["authorizer.class.name"] == (
+        "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+    )
+    assert props["allow.everyone.if.no.acl.found"] == "false"
+    assert props["super.users"] == "User:admin"
+    assert props["sasl.enabled.mechanisms"] == "SCRAM-SHA-256,SCRAM-SHA-512"
+    assert props["ssl.keystore.location"].endswith("server.p12")
+    assert props["listener.name.wrong_host.ssl.keystore.location"].endswith("wrong-host.p12")
+    assert customizer.format_args() == [
+        "--add-scram",
+        "SCRAM-SHA-256=[name=admin,password=pw]",
+        "--add-scram",
+        "SCRAM-SHA-512=[name=admin,password=pw]",
+    ]
+    assert "pw" not in repr(customizer.admin_security)
+
+
 def test_render_properties_round_trips() -> None:
     props = {"a.b": "1", "log.dirs": "/tmp/x y", "path": "C:\\kafka"}
     text = render_properties(props)
@@ -226,30 +294,24 @@ def _string(text: str | None) -> bytes:
     return struct.pack(">h", len(text)) + text.encode()
 
 
-def test_metadata_request_is_a_v4_request_for_no_topics() -> None:
-    request = _request(7)
-    (size,) = struct.unpack_from(">i", request)
-    assert size == len(request) - 4
-    assert struct.unpack_from(">hhi", request, 4) == (3, 4, 7)
-    assert request.endswith(struct.pack(">ib", 0, 0))
+def test_metadata_request_is_a_v4_request_for_no_topics_or_some() -> None:
+    assert metadata_body() == struct.pack(">ib", 0, 0)
+    assert metadata_body(None) == struct.pack(">ib", -1, 0)
+    assert metadata_body(["ab"], auto_create=True) == struct.pack(">i", 1) + _string("ab") + b"\x01"
 
 
-def test_metadata_response_lists_broker_ids() -> None:
-    response = struct.pack(">iii", 7, 0, 2)
+def test_metadata_response_lists_broker_ids_and_topic_errors() -> None:
+    response = struct.pack(">ii", 0, 2)
     response += struct.pack(">i", 0) + _string("127.0.0.1") + struct.pack(">i", 1) + _string(None)
     response += struct.pack(">i", 2) + _string("127.0.0.1") + struct.pack(">i", 3) + _string("r1")
-    response += _string("cluster") + struct.pack(">ii", 0, 0)
-    assert _parse(response, 7) == {0, 2}
-    with pytest.raises(ConnectionError, match="correlation"):
-        _parse(response, 8)
-
-
-# -- the session_id fixture ------------------------------------------------------
-
-
-@pytest.mark.parametrize("case", ["a/b c", "x" * 300])
-def test_session_id_is_a_fresh_legal_topic_name(session_id: str, case: str) -> None:
-    # From the test name "test_session_id_is_a_fresh_legal_topic_name[<case>]", cut to 80.
-    prefix = "test-session-id-is-a-fresh-legal-topic-name-"
-    assert re.fullmatch(re.escape(prefix) + r"[a-zA-Z0-9-]+-[0-9a-f]{8}", session_id)
-    assert len(session_id) <= len("test-") + 80 + len("-12345678")
+    response += _string("cluster") + struct.pack(">ii", 0, 2)
+    response += struct.pack(">h", 0) + _string("t1") + b"\x00" + struct.pack(">i", 1)
+    response += struct.pack(">hii", 0, 0, 2)  # error, partition 0, leader 2
+    response += struct.pack(">iii", 2, 2, 0) + struct.pack(">ii", 1, 2)  # replicas [2, 0], ISR [2]
+    response += struct.pack(">h", 29) + _string("secret") + b"\x00" + struct.pack(">i", 0)
+    metadata = parse_metadata(Reader(response))
+    assert metadata.brokers == {0, 2}
+    assert metadata.topics == {"t1": 0, "secret": 29}
+    assert metadata.partitions == {"t1": 1, "secret": 0}
+    with pytest.raises(ConnectionError, match="malformed"):
+        parse_metadata(Reader(response[:-3]))

@@ -26,7 +26,7 @@ from kafkalocal._cds import ClassArchive
 from kafkalocal._logs import tail
 from kafkalocal._workdir import WorkDir, remove_stale_workdirs, work_root
 
-REPO = Path(__file__).resolve().parents[2]
+SRC = Path(__file__).resolve().parents[1] / "src"
 FAKE_VERSION = "9.9.9"
 
 FAKE_MVN = """\
@@ -229,7 +229,7 @@ def test_stale_workdir_is_removed_and_its_jvm_killed(tmp_path: Path) -> None:
 
 CHILD_WITH_WORKDIR = """
 import sys, time
-sys.path.insert(0, {repo!r})
+sys.path.insert(0, {src!r})
 from kafkalocal._process import spawn_daemon
 from kafkalocal._workdir import WorkDir
 work = WorkDir.create()
@@ -242,7 +242,7 @@ time.sleep(60)
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux-only")
 def test_sigkill_of_the_owner_kills_its_children_and_removes_its_workdir(tmp_path: Path) -> None:
     owner = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(CHILD_WITH_WORKDIR.format(repo=str(REPO)))],
+        [sys.executable, "-c", textwrap.dedent(CHILD_WITH_WORKDIR.format(src=str(SRC)))],
         stdout=subprocess.PIPE,
         text=True,
         env={**os.environ, "TMPDIR": str(tmp_path)},
@@ -280,7 +280,7 @@ def test_tail_keeps_the_last_lines(tmp_path: Path) -> None:
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "kafkalocal", *args],
-        cwd=REPO,
+        cwd=SRC,
         env={**os.environ, **(env or {})},
         capture_output=True,
         text=True,

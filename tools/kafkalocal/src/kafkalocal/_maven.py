@@ -1,7 +1,7 @@
 """Resolve the broker jars of one Kafka release from Maven Central into a user cache.
 
-Layout of the cache (``$KAFKALOCAL_CACHE_DIR``, default
-``~/.cache/aiokafka-history/kafka``)::
+Layout of the cache (``$KAFKALOCAL_CACHE_DIR``, default ``~/.cache/kafkalocal``, or
+``$XDG_CACHE_HOME/kafkalocal``)::
 
     <root>/<version>/pom.xml         the generated pom that was resolved
     <root>/<version>/libs/*.jar      kafka_2.13, its runtime dependencies, a logging backend
@@ -46,13 +46,16 @@ _MVN_TIMEOUT_S = 900
 
 
 def cache_root() -> Path:
-    """Return the cache root: ``$KAFKALOCAL_CACHE_DIR`` or ``~/.cache/aiokafka-history/kafka``."""
+    """Return the cache root: ``$KAFKALOCAL_CACHE_DIR``, else ``~/.cache/kafkalocal``.
+
+    ``$XDG_CACHE_HOME`` replaces ``~/.cache`` when it is set.
+    """
     override = os.environ.get(CACHE_ENV, "").strip()
     if override:
         return Path(override).expanduser()
     xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
     base = Path(xdg) if xdg else Path.home() / ".cache"
-    return base / "aiokafka-history" / "kafka"
+    return base / "kafkalocal"
 
 
 def classpath(kafka_home: Path) -> str:

@@ -12,7 +12,16 @@ from pathlib import Path
 from types import TracebackType
 
 from ._cds import ClassArchive
-from ._config import DEFAULT_HEAP, NodeAddress, bootstrap_servers, new_cluster_id, node_addresses
+from ._config import (
+    DEFAULT_HEAP,
+    SETTINGS,
+    NodeAddress,
+    NodeCustomizer,
+    Settings,
+    bootstrap_servers,
+    new_cluster_id,
+    node_addresses,
+)
 from ._errors import KafkaStartError
 from ._logs import TAIL_LINES
 from ._maven import resolve_kafka
@@ -20,6 +29,7 @@ from ._node import KafkaNode
 from ._ports import free_ports
 from ._process import stop_processes
 from ._versions import kafka_version
+from ._wire import Endpoint, Security
 from ._workdir import WorkDir
 
 __all__ = ["BOOTSTRAP_ENV", "KafkaCluster", "broker_from_env"]
@@ -47,9 +57,11 @@ class _PortRace(Exception):
 class KafkaCluster:
     """Apache Kafka in KRaft mode on 127.0.0.1: ``nodes`` combined broker+controller JVMs.
 
-    Node ``i`` has node id ``i``. With one node internal topics have replication
-    factor 1; with three, replication factor 3 and ``min.insync.replicas`` 2 (also
-    the default for new topics). The JVMs die with this process (Linux), and
+    Node ``i`` has node id ``i``. With the default ``settings="test"`` and one node
+    internal topics have replication factor 1; with three, replication factor 3 and
+    ``min.insync.replicas`` 2 (also the default for new topics); topics are never
+    created automatically. ``settings="defaults"`` runs Kafka's own sample settings
+    instead (see the README). The JVMs die with this process (Linux), and
     their temporary directory is removed on :meth:`stop`, at exit, by a watchdog
     if this process is killed, or by the next start if all else failed.
 
@@ -64,12 +76,15 @@ class KafkaCluster:
     Args:
         nodes: how many nodes, at least 1.
         version: Kafka release; default ``$KAFKA_VERSION`` or the pinned one.
+        settings: ``"test"`` (ours) or ``"defaults"`` (Kafka's sample server.properties).
         heap: ``-Xmx`` of each JVM.
         start_timeout: seconds to wait for nodes to become reachable.
         stop_timeout: seconds a node gets to shut down after SIGTERM before SIGKILL.
+        customizer: adds listeners, security and format options to every node
+            (``SecureKafka`` uses it); see ``NodeCustomizer``.
 
     Raises:
-        ValueError: ``nodes`` < 1 or a malformed version.
+        ValueError: ``nodes`` < 1, unknown ``settings`` or a malformed version.
     """
 
     def __init__(
@@ -77,19 +92,25 @@ class KafkaCluster:
         nodes: int = 1,
         version: str | None = None,
         *,
+        settings: Settings = "test",
         heap: str = DEFAULT_HEAP,
         start_timeout: float = 90.0,
         stop_timeout: float = 30.0,
+        customizer: NodeCustomizer | None = None,
     ) -> None:
         if nodes < 1:
             raise ValueError(f"a cluster needs at least one node, got nodes={nodes}")
+        if settings not in SETTINGS:
+            raise ValueError(f"settings must be one of {', '.join(SETTINGS)}, got {settings!r}")
         self.nodes = nodes
+        self.settings: Settings = settings
         self.version = kafka_version(version)
         self.start_timeout = start_timeout
         self.stop_timeout = stop_timeout
         #: Seconds the latest :meth:`start` took (jar resolve included), once started.
         self.start_seconds: float | None = None
         self._heap = heap
+        self._customizer = customizer
         self._workdir: WorkDir | None = None
         self._nodes: list[KafkaNode] = []
         self._addresses: list[NodeAddress] = []
@@ -132,7 +153,8 @@ class KafkaCluster:
         assert self._workdir is not None
         for node in self._nodes:  # of a failed attempt
             node.kill()
-        self._addresses = node_addresses(free_ports(2 * self.nodes))
+        per_node = 2 + (self._customizer.extra_ports if self._customizer else 0)
+        self._addresses = node_addresses(free_ports(per_node * self.nodes), per_node)
         self._nodes = [
             KafkaNode(
                 address=address,
@@ -142,6 +164,8 @@ class KafkaCluster:
                 java=java,
                 heap=self._heap,
                 archive=archive,
+                settings=self.settings,
+                customizer=self._customizer,
             )
             for address in self._addresses
         ]
@@ -201,9 +225,23 @@ class KafkaCluster:
             raise RuntimeError("this KafkaCluster is not started")
         return bootstrap_servers(self._addresses)
 
+    @property
+    def admin_endpoint(self) -> Endpoint:
+        """Return where and how to send admin requests (as a super user, if secured).
+
+        Raises:
+            RuntimeError: not started.
+        """
+        security = self._customizer.admin_security if self._customizer else Security()
+        return Endpoint(self.bootstrap_servers, security)
+
     def broker_address(self, i: int) -> str:
         """Return ``host:port`` of node ``i``'s Kafka listener."""
         return self._node(i).address.broker
+
+    def node_address(self, i: int) -> NodeAddress:
+        """Return all ports of node ``i``."""
+        return self._node(i).address
 
     # -- single nodes ----------------------------------------------------------
 

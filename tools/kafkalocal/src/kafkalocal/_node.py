@@ -16,6 +16,8 @@ from . import _reaper
 from ._cds import ClassArchive
 from ._config import (
     NodeAddress,
+    NodeCustomizer,
+    Settings,
     jvm_options,
     log_config,
     log_config_name,
@@ -44,6 +46,8 @@ class KafkaNode:
         java: the ``java`` executable.
         heap: the ``-Xmx`` value.
         archive: the class archive to use or write, if any.
+        settings: ``"test"`` or ``"defaults"`` (see ``_config``).
+        customizer: what to change on top of those settings, if anything.
     """
 
     def __init__(
@@ -56,6 +60,8 @@ class KafkaNode:
         java: str,
         heap: str,
         archive: ClassArchive | None = None,
+        settings: Settings = "test",
+        customizer: NodeCustomizer | None = None,
     ) -> None:
         self.address = address
         self.home = home
@@ -64,6 +70,8 @@ class KafkaNode:
         self._heap = heap
         self._classpath = classpath(kafka_home)
         self._archive = archive
+        self._settings: Settings = settings
+        self._customizer = customizer
         self._dump: Path | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._starts = 0
@@ -95,7 +103,11 @@ class KafkaNode:
     def configure(self, addresses: Sequence[NodeAddress]) -> None:
         """Create the node directory and write its configuration files."""
         (self.home / "data").mkdir(parents=True)
-        props = server_properties(self.node_id, addresses, self.home / "data", self._version)
+        props = server_properties(
+            self.node_id, addresses, self.home / "data", self._version, self._settings
+        )
+        if self._customizer is not None:
+            self._customizer.customize(self.address, props, self.home)
         (self.home / "server.properties").write_text(render_properties(props), encoding="utf-8")
         (self.home / log_config_name(self._version)).write_text(
             log_config(self._version), encoding="utf-8"
@@ -115,6 +127,7 @@ class KafkaNode:
             cluster_id,
             "-c",
             str(self.home / "server.properties"),
+            *(self._customizer.format_args() if self._customizer else []),
         )
         with (self.home / "format.log").open("wb") as out:
             try:
@@ -189,8 +202,9 @@ class KafkaNode:
 
     def probe(self) -> set[int]:
         """Return the broker ids this node's metadata lists; empty if it does not answer."""
+        security = self._customizer.admin_security if self._customizer else None
         try:
-            return metadata_brokers(self.address.broker.split(":")[0], self.address.broker_port)
+            return metadata_brokers(self.address.host, self.address.broker_port, security=security)
         except OSError:
             return set()
 
