@@ -2,14 +2,14 @@
 
 Listeners of every node, all on 127.0.0.1:
 
-==================  =============  =====================================================
-listener name       protocol       what for
-==================  =============  =====================================================
-``SASL_SSL``        SASL_SSL       clients; certificate valid for 127.0.0.1 and localhost
-``SASL_PLAINTEXT``  SASL_PLAINTEXT clients, and brokers among themselves (as the admin)
-``WRONG_HOST``      SASL_SSL       a certificate valid only for :data:`WRONG_HOSTNAME`
-``CONTROLLER``      SASL_PLAINTEXT KRaft, SASL/PLAIN as the admin
-==================  =============  =====================================================
+==================  ==============  ====================================================
+listener name       protocol        what for
+==================  ==============  ====================================================
+``SASL_SSL``        SASL_SSL        clients; certificate valid for 127.0.0.1 and localhost
+``SASL_PLAINTEXT``  SASL_PLAINTEXT  clients, and brokers among themselves (as the admin)
+``WRONG_HOST``      SASL_SSL        a certificate valid only for :data:`WRONG_HOSTNAME`
+``CONTROLLER``      SASL_PLAINTEXT  KRaft, SASL/PLAIN as the admin
+==================  ==============  ====================================================
 
 Client listeners take SCRAM-SHA-512 and SCRAM-SHA-256. The authorizer is
 ``StandardAuthorizer`` with ``allow.everyone.if.no.acl.found=false``, so a user
@@ -228,9 +228,11 @@ class SecureKafka:
 
     @property
     def wrong_host(self) -> str:
-        """Return the bootstrap servers of a SASL_SSL listener whose certificate names only
-        :data:`WRONG_HOSTNAME`: a client that checks host names must refuse it.
-        """  # noqa: D205
+        """Return the bootstrap servers of the SASL_SSL listener with another host's certificate.
+
+        Its certificate names only :data:`WRONG_HOSTNAME`: a client that checks host
+        names must refuse it.
+        """
         return self.bootstrap("WRONG_HOST")
 
     @property
