@@ -8,6 +8,7 @@ blocking it.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import threading
 import warnings
@@ -21,7 +22,7 @@ from typing_extensions import Unpack
 
 from ._client import AsyncKafkaHistoryClient
 from ._config import DEFAULT_TTL_MS, KafkaOptions
-from ._errors import ConfigurationError, HistoryClosedError
+from ._errors import ConfigurationError, EventLoopError, HistoryClosedError
 from ._history import MessagesMode
 from ._lifecycle import Closeable
 from ._portal import LoopThread
@@ -130,12 +131,22 @@ class KafkaHistoryClient(Closeable):
             EventLoopError: called from the loop thread itself.
         """
         self._check_open()
-        return self._thread.call(fn, *args)
+        try:
+            return self._thread.call(fn, *args)
+        except (concurrent.futures.CancelledError, EventLoopError):
+            if self._closed:  # closed by another thread while this call was on its way
+                raise HistoryClosedError(f"{type(self).__name__} was closed") from None
+            raise
 
     async def acall(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
         """:meth:`call`, awaited from another event loop without blocking it."""
         self._check_open()
-        return await self._thread.run(fn, *args)
+        try:
+            return await self._thread.run(fn, *args)
+        except (concurrent.futures.CancelledError, EventLoopError):
+            if self._closed:
+                raise HistoryClosedError(f"{type(self).__name__} was closed") from None
+            raise
 
     def list_sessions(self) -> list[str]:
         """Blocking twin of :meth:`AsyncKafkaHistoryClient.list_sessions`."""

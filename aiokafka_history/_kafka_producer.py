@@ -1,0 +1,162 @@
+"""Appends: one idempotent producer (acks=all) that is replaced when it cannot go on.
+
+Part of the aiokafka boundary. Must be used from the event loop that created it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
+
+from ._kafka_internals import force_stop_producer, producer_failure
+
+__all__ = ["ProduceOutcome", "Producer"]
+
+logger = logging.getLogger("aiokafka_history")
+_partitioner = DefaultPartitioner()
+
+
+@dataclass(frozen=True, slots=True)
+class ProduceOutcome:
+    """What became of a produce call.
+
+    ``acknowledged`` leading values are stored. When ``error`` is set the others were not
+    acknowledged: ``indeterminate`` says whether they may still land (timed out, or lost
+    with the connection) or certainly did not (the broker refused them).
+    """
+
+    acknowledged: int
+    error: BaseException | None
+    indeterminate: bool
+    partitions: int
+
+
+class Producer:
+    """An ``AIOKafkaProducer`` that is swapped for a fresh one after a fatal state or a timeout.
+
+    An idempotent aiokafka producer never gives up on a batch, and after an
+    ``OutOfOrderSequenceNumber`` or an unknown producer id its sender is dead for good.
+    Either way the next :meth:`produce` runs on a new producer.
+    """
+
+    def __init__(self, client_kwargs: Mapping[str, Any], *, close_timeout: float) -> None:
+        self._kwargs = dict(client_kwargs)
+        self._close_timeout = close_timeout
+        self._current: Any = self._new()
+        self._started: asyncio.Task[None] | None = None
+        self._retired: set[asyncio.Task[None]] = set()
+
+    def _new(self) -> Any:
+        return AIOKafkaProducer(
+            **self._kwargs,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=0,
+            max_batch_size=self._kwargs.get("max_request_size", 1024 * 1024),
+        )
+
+    @property
+    def max_request_size(self) -> int:
+        """The largest request (and so record) this producer sends."""
+        return int(self._kwargs.get("max_request_size", 1024 * 1024))
+
+    @property
+    def aiokafka_producer(self) -> Any:
+        """The producer in use (for diagnostics)."""
+        return self._current
+
+    async def start(self) -> None:
+        """Connect the current producer; concurrent callers share one attempt."""
+        if self._started is None or (self._started.done() and self._started.exception()):
+            self._started = asyncio.ensure_future(self._current.start())
+        await asyncio.shield(self._started)
+
+    def _replace(self, why: str) -> None:
+        old, self._current = self._current, self._new()
+        self._started = None
+        logger.warning("replacing the Kafka producer: %s", why)
+        task = asyncio.ensure_future(force_stop_producer(old, self._close_timeout))
+        self._retired.add(task)
+        task.add_done_callback(self._retired.discard)
+
+    async def close(self) -> None:
+        """Stop the producer, abandoning what it could not deliver within the close timeout."""
+        producer = self._current
+        try:
+            await asyncio.wait_for(asyncio.shield(producer.stop()), self._close_timeout)
+        except (asyncio.TimeoutError, TimeoutError):
+            await force_stop_producer(producer, self._close_timeout)
+        except Exception as exc:
+            logger.warning("closing the Kafka producer failed: %s", type(exc).__name__)
+            await force_stop_producer(producer, self._close_timeout)
+        if self._retired:
+            await asyncio.wait(set(self._retired), timeout=self._close_timeout)
+
+    async def produce(
+        self, topic: str, key: bytes, values: Sequence[bytes], *, timeout: float
+    ) -> ProduceOutcome:
+        """Append ``values`` to the key's partition, in order, and wait for acks=all.
+
+        Values go out in as few record batches as fit ``max_request_size`` (usually one, which
+        Kafka appends all or nothing). Returns within ``timeout`` seconds; on a timeout the
+        producer is replaced, so a later call does not queue behind an undeliverable batch.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        failure = producer_failure(self._current)
+        if failure is not None:
+            self._replace(f"its sender stopped ({type(failure).__name__})")
+        await asyncio.wait_for(self.start(), max(0.001, deadline - loop.time()))
+        producer = self._current
+        partitions = sorted(
+            await asyncio.wait_for(producer.partitions_for(topic), deadline - loop.time())
+        )
+        partition = _partitioner(key, partitions, partitions)
+        futures: list[tuple[int, asyncio.Future[Any]]] = []
+        error: BaseException | None = None
+        batch = producer.create_batch()
+        count = 0
+        try:
+            for value in values:
+                if batch.append(key=key, value=value, timestamp=None) is None:
+                    futures.append(
+                        (count, await producer.send_batch(batch, topic, partition=partition))
+                    )
+                    batch = producer.create_batch()
+                    count = 0
+                    if batch.append(key=key, value=value, timestamp=None) is None:
+                        raise ValueError("a record does not fit an empty batch")
+                count += 1
+            if count:
+                futures.append(
+                    (count, await producer.send_batch(batch, topic, partition=partition))
+                )
+        except Exception as exc:  # refused before reaching the broker
+            error = exc
+        waiting = [f for _, f in futures]
+        if waiting:
+            await asyncio.wait(waiting, timeout=max(0.0, deadline - loop.time()))
+        acknowledged = 0
+        indeterminate = False
+        for size, future in futures:
+            if not future.done():
+                indeterminate = True
+                error = error or asyncio.TimeoutError()
+                break
+            if future.cancelled() or future.exception() is not None:
+                error = error or (
+                    future.exception() if not future.cancelled() else asyncio.CancelledError()
+                )
+                break
+            acknowledged += size
+        if indeterminate:
+            self._replace("a write timed out")
+        elif producer_failure(producer) is not None:
+            self._replace(f"its sender stopped ({type(producer_failure(producer)).__name__})")
+        return ProduceOutcome(acknowledged, error, indeterminate, len(partitions))

@@ -1,0 +1,162 @@
+"""Bounded reads over a pool of assign-only consumers, and consumers for live tails.
+
+Part of the aiokafka boundary. Must be used from the event loop that created it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from ._records import ReadResult, Record
+
+__all__ = ["ReaderPool"]
+
+
+class ReaderPool:
+    """At most ``max_readers`` consumers (no group), reused across reads."""
+
+    def __init__(self, client_kwargs: Mapping[str, Any], *, max_readers: int) -> None:
+        self._kwargs = dict(client_kwargs)
+        self._idle: list[Any] = []
+        self.all: list[Any] = []
+        self._slots = asyncio.Semaphore(max_readers)
+        self._stopping: set[asyncio.Task[None]] = set()
+        self._closed = False
+
+    async def close(self, timeout: float) -> list[BaseException]:
+        """Stop every consumer; returns the errors met."""
+        self._closed = True
+        readers, self.all = list(self.all), []
+        self._idle.clear()
+        tasks = [asyncio.ensure_future(r.stop()) for r in readers] + list(self._stopping)
+        if not tasks:
+            return []
+        done, pending = await asyncio.wait(tasks, timeout=timeout)
+        for task in pending:
+            task.cancel()
+        return [e for t in done if (e := t.exception()) is not None]
+
+    def _consumer(self, **extra: Any) -> Any:
+        return AIOKafkaConsumer(
+            **self._kwargs,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            **extra,
+        )
+
+    @contextlib.asynccontextmanager
+    async def _reader(self) -> AsyncIterator[Any]:
+        async with self._slots:
+            reader = self._idle.pop() if self._idle else await self._start_reader()
+            try:
+                yield reader
+            finally:
+                # Pause rather than unsubscribe: unsubscribing makes aiokafka fetch the
+                # metadata of every topic in the cluster, on every read. A read cancelled or
+                # failed mid-fetch leaves the reader usable (the next read seeks anew); stopping
+                # it then would cut aiokafka's fetcher off mid-connect, leaking the socket.
+                if self._closed:
+                    await self.close_consumer(reader)
+                else:
+                    reader.pause(*reader.assignment())
+                    self._idle.append(reader)
+
+    async def _start_reader(self) -> Any:
+        reader = self._consumer(fetch_max_wait_ms=50, max_partition_fetch_bytes=4 * 1024 * 1024)
+        self.all.append(reader)
+        starting = asyncio.ensure_future(reader.start())
+        try:
+            await asyncio.shield(starting)
+        except BaseException:
+            # Cancelled or failed: stop it once its start has ended, never in the middle
+            # (aiokafka leaks a connection cut off while it is being opened).
+            self.all.remove(reader)
+            stopping = asyncio.ensure_future(_stop_after(starting, reader))
+            self._stopping.add(stopping)
+            stopping.add_done_callback(self._stopping.discard)
+            raise
+        return reader
+
+    async def open_consumer(self, topic: str, starts: Mapping[int, int]) -> Any:
+        """A started consumer of its own (for a live tail) reading ``topic`` from ``starts``.
+
+        Stopped by :meth:`close_consumer` or with the pool.
+        """
+        consumer = self._consumer()
+        self.all.append(consumer)
+        try:
+            await consumer.start()
+            consumer.assign([TopicPartition(topic, p) for p in starts])
+            for p, offset in starts.items():
+                consumer.seek(TopicPartition(topic, p), offset)
+        except BaseException:
+            self.all.remove(consumer)
+            await asyncio.shield(consumer.stop())
+            raise
+        return consumer
+
+    async def close_consumer(self, consumer: Any) -> None:
+        """Stop a consumer from :meth:`open_consumer`."""
+        if consumer in self.all:
+            self.all.remove(consumer)
+        await asyncio.shield(consumer.stop())
+
+    async def read(
+        self,
+        topic: str,
+        starts: Mapping[int, int],
+        ends: Mapping[int, int],
+        *,
+        max_per_partition: int | None,
+        deadline: float | None,
+    ) -> ReadResult:
+        """Read each partition from ``starts[p]`` up to (not including) ``ends[p]``.
+
+        Stops early for a partition once it has ``max_per_partition`` records, and for all of
+        them at ``deadline`` (a ``time.monotonic()`` value). Returns at once when there is
+        nothing to read; never waits for records written after ``ends`` was taken.
+        """
+        todo = {p: s for p, s in starts.items() if s < ends.get(p, 0)}
+        out: dict[int, list[Record]] = {p: [] for p in starts}
+        if not todo or max_per_partition == 0:
+            return ReadResult(out, True)
+        async with self._reader() as reader:
+            tps = {p: TopicPartition(topic, p) for p in todo}
+            reader.assign(list(tps.values()))
+            for p, start in todo.items():
+                reader.seek(tps[p], start)
+            while todo:
+                timeout = 1.0 if deadline is None else deadline - time.monotonic()
+                if timeout <= 0:
+                    return ReadResult(out, False)
+                batch = await reader.getmany(
+                    *(tps[p] for p in todo), timeout_ms=max(1, int(min(timeout, 1.0) * 1000))
+                )
+                for tp, records in batch.items():
+                    got = out[tp.partition]
+                    end = ends[tp.partition]
+                    for r in records:
+                        if r.offset < end:
+                            got.append(Record(tp.partition, r.offset, r.timestamp, r.value))
+                for p in list(todo):
+                    full = max_per_partition is not None and len(out[p]) >= max_per_partition
+                    if full or await reader.position(tps[p]) >= ends[p]:
+                        del todo[p]
+        if max_per_partition is not None:
+            for p in out:
+                del out[p][max_per_partition:]
+        return ReadResult(out, True)
+
+
+async def _stop_after(starting: asyncio.Future[Any], consumer: Any) -> None:
+    await asyncio.wait({starting})
+    if not starting.cancelled():
+        starting.exception()  # retrieved: the caller already got it
+    await consumer.stop()
