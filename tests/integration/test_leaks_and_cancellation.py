@@ -1,0 +1,151 @@
+"""Nothing leaks: dropped seed-style histories, cancellations at every await, closes under load."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import threading
+import time
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from aiokafka_history import (
+    AsyncKafkaHistoryClient,
+    HistoryClosedError,
+    KafkaChatMessageHistory,
+    KafkaHistoryClient,
+    KafkaHistoryError,
+)
+
+
+def _socket_fds() -> int:
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}").startswith("socket:"):
+                count += 1
+        except OSError:
+            pass
+    return count
+
+
+def _settle(predicate: object, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate() and time.monotonic() < deadline:  # type: ignore[operator]
+        gc.collect()
+        time.sleep(0.05)
+
+
+def test_dropped_seed_style_histories_release_threads_and_sockets(
+    kafka_bootstrap: str, session_id: str
+) -> None:
+    """``lambda sid: KafkaChatMessageHistory(sid, servers)``, as RunnableWithMessageHistory
+    users write it: 200 objects used and dropped without close() leave nothing behind."""
+    # A dropped history says so (a recorded warning keeps its source alive: check it once).
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        dropped = KafkaChatMessageHistory(session_id, kafka_bootstrap)
+        _ = dropped.last_messages(1)
+        del dropped
+        gc.collect()
+        said = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+        warnings.simplefilter("ignore", ResourceWarning)
+        caught.clear()  # the records held the objects: let them go now
+        gc.collect()
+    assert any(m.startswith("unclosed <KafkaChatMessageHistory") for m in said), said
+    threads_before = threading.active_count()
+    sockets_before = _socket_fds()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        for i in range(200):
+            history = KafkaChatMessageHistory(session_id, kafka_bootstrap, messages_mode="full")
+            if i % 20 == 0:
+                history.add_user_message(f"m{i}")
+            else:
+                _ = history.last_messages(1)
+            del history
+        gc.collect()
+    _settle(lambda: threading.active_count() <= threads_before)
+    _settle(lambda: _socket_fds() <= sockets_before)
+    print(
+        f"\n200 dropped histories: threads {threads_before} -> {threading.active_count()}, "
+        f"sockets {sockets_before} -> {_socket_fds()}"
+    )
+    assert threading.active_count() <= threads_before
+    assert _socket_fds() <= sockets_before
+    with KafkaChatMessageHistory(session_id, kafka_bootstrap, messages_mode="full") as check:
+        assert [m.content for m in check.messages] == [f"m{i}" for i in range(0, 200, 20)]
+
+
+@pytest.mark.parametrize("operation", ["add", "read", "last", "clear"])
+def test_cancelling_at_every_await_leaks_nothing(
+    kafka_bootstrap: str, session_id: str, operation: str
+) -> None:
+    """Cancel a first call (connect included) after 0..~100 ms, at every await it reaches."""
+
+    async def once(delay: float) -> tuple[list[str], int]:
+        async with AsyncKafkaHistoryClient(kafka_bootstrap) as client:
+            history = client.history(session_id, messages_mode="full")
+            call = {
+                "add": lambda: history.aadd_user_message("x"),
+                "read": history.aget_messages,
+                "last": lambda: history.alast_messages(3),
+                "clear": history.aclear,
+            }[operation]
+            task = asyncio.ensure_future(call())
+            await asyncio.sleep(delay)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            # The client still works after a cancellation at any point.
+            await history.aadd_user_message("after")
+            assert "after" in [m.content for m in await history.aget_messages()]
+        await asyncio.sleep(0.05)
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        return [repr(t)[:300] for t in others], client.sockets()
+
+    sockets_before = _socket_fds()
+    for delay in (0, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128):
+        tasks_left, library_sockets = asyncio.run(once(delay))
+        assert not tasks_left, f"tasks left after cancelling at {delay}s: {tasks_left}"
+        assert library_sockets == 0
+    _settle(lambda: _socket_fds() <= sockets_before)
+    assert _socket_fds() <= sockets_before
+
+
+def test_closing_while_other_threads_work_gives_them_library_errors_only(
+    kafka_bootstrap: str, session_id: str
+) -> None:
+    client = KafkaHistoryClient(kafka_bootstrap)
+    history = client.history(session_id, messages_mode="full")
+    history.add_user_message("warm")
+    outcomes: list[str] = []
+    stop = threading.Event()
+
+    def work(n: int) -> None:
+        while not stop.is_set():
+            try:
+                history.add_user_message(f"t{n}")
+                _ = history.messages
+                outcomes.append("ok")
+            except HistoryClosedError:
+                outcomes.append("closed")
+                return
+            except KafkaHistoryError as exc:
+                outcomes.append(type(exc).__name__)
+                return
+
+    with ThreadPoolExecutor(8) as pool:
+        futures = [pool.submit(work, n) for n in range(8)]
+        time.sleep(0.5)
+        client.close()
+        stop.set()
+        for future in futures:
+            future.result(timeout=60)  # no raw aiokafka or asyncio exception escaped
+    print(f"\nclose under load: {outcomes.count('ok')} calls done, then {set(outcomes)}")
+    assert outcomes.count("ok") > 0
+    assert set(outcomes) <= {"ok", "closed", "SessionWriteError", "SessionReadError"}
+    with pytest.raises(HistoryClosedError):
+        history.add_user_message("after close")
