@@ -106,8 +106,7 @@ async def _ours(ctx: Context) -> tuple[float, int, int, int]:
         )
         results = await asyncio.gather(*(h.aget_messages() for h in active))
         expect(all(len(r) == 1 for r in results), "each active history must read its message")
-        transport = await client._transport()
-        reported = transport.sockets()
+        reported = client.sockets()
         connections = broker_connections(ctx.broker_ports) - connections_before
         fds = socket_fds() - fds_before
     return per_object, connections, reported, fds
