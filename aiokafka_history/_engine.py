@@ -11,6 +11,7 @@ import logging
 import warnings
 from collections.abc import Callable
 
+from aiokafka.errors import KafkaConnectionError, KafkaError
 from typing_extensions import Unpack
 
 from ._config import KafkaOptions, KafkaSettings, TopicSettings
@@ -19,7 +20,7 @@ from ._lifecycle import Closeable
 from ._naming import TopicNaming
 from ._session_log import BadRecords, OnBadRecord, SessionLog
 from ._topic_log import LogTimeouts, TopicLayout
-from ._translate import Subject, translating
+from ._translate import connect_error
 from ._transport import Transport
 
 __all__ = ["Engine"]
@@ -163,19 +164,23 @@ class Engine(Closeable):
                 close_timeout=self.timeouts.close,
             )
         try:
-            with translating(
-                "connect",
-                Subject("", ""),
-                f"could not connect to Kafka at {self.settings.bootstrap_servers!r}",
-            ):
-                await transport.start()
+            await transport.start()
         except BaseException as exc:
             if not isinstance(exc, asyncio.CancelledError) and self._transport is transport:
                 # Not connected: forget it, so the next call tries afresh.
                 self._transport = None
                 await transport.close()
+            if isinstance(exc, KafkaError | OSError | asyncio.TimeoutError):
+                raise await self._connect_error(transport, exc) from exc
             raise
         return transport
+
+    async def _connect_error(self, transport: Transport, exc: BaseException) -> Exception:
+        settings = self.settings
+        cause: BaseException | None = exc
+        if isinstance(exc, KafkaConnectionError):  # aiokafka logged the reason; ask again
+            cause = await transport.diagnose(settings.request_timeout_ms / 1000) or exc
+        return connect_error(cause, settings.bootstrap_servers, settings.security_protocol)
 
     # -- lifecycle --------------------------------------------------------------------------
 

@@ -29,7 +29,14 @@ from ._errors import (
     TopicAdminError,
 )
 
-__all__ = ["Subject", "describe", "is_access_error", "is_not_authorized", "translating"]
+__all__ = [
+    "Subject",
+    "connect_error",
+    "describe",
+    "is_access_error",
+    "is_not_authorized",
+    "translating",
+]
 
 Action = Literal["read", "admin", "connect"]
 
@@ -156,3 +163,31 @@ def translating(action: Action, subject: Subject, what: str) -> Iterator[None]:
         raise _operation_error(action, subject, what, exc) from exc
     except _UNREACHABLE as exc:  # pragma: no cover - OSErrors aiokafka did not wrap
         raise _operation_error(action, subject, what, exc) from exc
+
+
+def connect_error(
+    cause: BaseException | None, address: object, security_protocol: str
+) -> KafkaHistoryError:
+    """The error for a failed connection, from what a probe connection met (``cause``)."""
+    where = f"could not connect to Kafka at {address!r}"
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        reason = cause.verify_message or "certificate verify failed"
+        return AuthenticationError(
+            f"{where}: TLS handshake failed: the broker's certificate was refused ({reason}); "
+            "check ssl_context (its CA file) and that the address matches the certificate"
+        )
+    if isinstance(cause, _AUTHENTICATION):
+        return AuthenticationError(
+            f"{where}: authentication failed ({describe(cause)}); check sasl_mechanism, "
+            "sasl_plain_username and the password"
+        )
+    if isinstance(cause, ssl.SSLError | kafka_errors.KafkaConnectionError | ConnectionError) and (
+        not isinstance(cause, ConnectionRefusedError)
+    ):
+        return BrokerUnavailableError(
+            f"{where}: the broker closed the connection during the handshake "
+            f"({describe(cause)}); check that security_protocol ({security_protocol}) and "
+            "sasl_mechanism match the listener at that address"
+        )
+    detail = f"{type(cause).__name__}: {cause}" if cause is not None else "unreachable"
+    return BrokerUnavailableError(f"{where}: {detail}")

@@ -15,6 +15,7 @@ from typing import Any
 
 from ._kafka_admin import Admin
 from ._kafka_internals import open_sockets
+from ._kafka_probe import probe_connection
 from ._kafka_producer import Producer
 from ._kafka_readers import ReaderPool
 
@@ -39,6 +40,7 @@ class Transport:
         close_timeout: float,
     ) -> None:
         self.loop = asyncio.get_running_loop()
+        self._client_kwargs = client_kwargs
         self.admin = Admin(client_kwargs, backoff)
         self.producer = Producer(client_kwargs, close_timeout=close_timeout)
         self.readers = ReaderPool(client_kwargs, max_readers=max_readers)
@@ -55,6 +57,10 @@ class Transport:
         if self._starting is None:
             self._starting = asyncio.ensure_future(self.admin.start())
         await asyncio.shield(self._starting)
+
+    async def diagnose(self, timeout: float) -> BaseException | None:
+        """What one fresh connection to the first bootstrap server meets (after a failure)."""
+        return await probe_connection(self._client_kwargs, timeout)
 
     async def close(self) -> None:
         """Close every connection; idempotent, bounded by ``close_timeout``."""
