@@ -10,13 +10,14 @@ from langchain_core.chat_history import BaseChatMessageHistory
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from typing_extensions import Unpack
 
+from ._blocking_twins import BlockingTwins
 from ._config import DEFAULT_TTL_MS, KafkaOptions, topic_settings
 from ._engine import Engine
 from ._errors import ConfigurationError, HistoryClosedError
 from ._home_loop import call_on_loop
 from ._lifecycle import Closeable
 from ._session_log import StartPosition
-from ._tail import BlockingMessageTail, MessageTail
+from ._tail import MessageTail
 
 __all__ = ["AsyncKafkaChatMessageHistory", "MessagesMode", "StartPosition"]
 
@@ -48,7 +49,9 @@ def _check_limits(max_message_count: int | None, max_time_sec: float | None) -> 
         )
 
 
-class AsyncKafkaChatMessageHistory(Closeable, BaseChatMessageHistory):
+class AsyncKafkaChatMessageHistory(  # type: ignore[override]
+    BlockingTwins, Closeable, BaseChatMessageHistory
+):
     """A LangChain chat message history stored in a Kafka topic, asyncio-native.
 
     The topic is named after the session (see ``topic_prefix`` / ``encode_session_ids``) and
@@ -365,7 +368,7 @@ class AsyncKafkaChatMessageHistory(Closeable, BaseChatMessageHistory):
         if self._client.connected:
             _warn(f"unclosed {self!r}", ResourceWarning, source=self, stacklevel=2)
 
-    # -- blocking twins (from other threads, while the client's loop runs) -------------------
+    # -- internals --------------------------------------------------------------------------
 
     def _hop(self, method: str, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
         self._check_open()
@@ -378,86 +381,6 @@ class AsyncKafkaChatMessageHistory(Closeable, BaseChatMessageHistory):
             timeout=limit,
             method=f"{type(self).__name__}.{method}",
         )
-
-    @property
-    def messages(self) -> list[BaseMessage]:  # type: ignore[override]
-        """Blocking twin of :meth:`aget_messages`, for other threads."""
-        return self._hop("messages", self.aget_messages)
-
-    def get_messages(self) -> list[BaseMessage]:
-        """Blocking twin of :meth:`aget_messages`, as a method."""
-        return self._hop("get_messages", self.aget_messages)
-
-    def messages_from_beginning(
-        self, max_message_count: int | None = None, max_time_sec: float | None = None
-    ) -> list[BaseMessage]:
-        """Blocking twin of :meth:`amessages_from_beginning`."""
-        return self._hop(
-            "messages_from_beginning",
-            self.amessages_from_beginning,
-            max_message_count,
-            max_time_sec,
-        )
-
-    def messages_from_latest(
-        self, max_message_count: int | None = None, max_time_sec: float | None = None
-    ) -> list[BaseMessage]:
-        """Blocking twin of :meth:`amessages_from_latest`."""
-        return self._hop(
-            "messages_from_latest", self.amessages_from_latest, max_message_count, max_time_sec
-        )
-
-    def messages_from_last_consumed(
-        self, max_message_count: int | None = None, max_time_sec: float | None = None
-    ) -> list[BaseMessage]:
-        """Blocking twin of :meth:`amessages_from_last_consumed`."""
-        return self._hop(
-            "messages_from_last_consumed",
-            self.amessages_from_last_consumed,
-            max_message_count,
-            max_time_sec,
-        )
-
-    def last_messages(self, count: int) -> list[BaseMessage]:
-        """Blocking twin of :meth:`alast_messages`."""
-        return self._hop("last_messages", self.alast_messages, count)
-
-    def tail(
-        self,
-        start: StartPosition = "latest",
-        *,
-        commit: bool = False,
-        idle_timeout: float | None = None,
-    ) -> BlockingMessageTail:
-        """Blocking twin of :meth:`atail`: an iterator (and ``with`` block) of live messages."""
-        tail = self.atail(start, commit=commit, idle_timeout=idle_timeout)
-        return BlockingMessageTail(tail, lambda fn, *args: self._hop("tail", fn, *args))
-
-    def add_messages(self, messages: Sequence[BaseMessage]) -> None:
-        """Blocking twin of :meth:`aadd_messages`."""
-        self._hop("add_messages", self.aadd_messages, messages)
-
-    def add_message(self, message: BaseMessage) -> None:
-        """Blocking twin of :meth:`aadd_message`."""
-        self._hop("add_message", self.aadd_messages, [message])
-
-    def add_user_message(self, message: HumanMessage | str) -> None:
-        """Blocking twin of :meth:`aadd_user_message`."""
-        self._hop("add_user_message", self.aadd_user_message, message)
-
-    def add_ai_message(self, message: AIMessage | str) -> None:
-        """Blocking twin of :meth:`aadd_ai_message`."""
-        self._hop("add_ai_message", self.aadd_ai_message, message)
-
-    def clear(self) -> None:
-        """Blocking twin of :meth:`aclear`."""
-        self._hop("clear", self.aclear)
-
-    def delete_topic(self) -> bool:
-        """Blocking twin of :meth:`adelete_topic`."""
-        return self._hop("delete_topic", self.adelete_topic)
-
-    # -- internals --------------------------------------------------------------------------
 
     def _check_open(self) -> None:
         if self._closed or self._client.closed:

@@ -98,6 +98,11 @@ class KafkaHistoryClient(Closeable):
         """Whether :meth:`close` was called."""
         return self._closed
 
+    @property
+    def connected(self) -> bool:
+        """Whether its loop thread (and so, possibly, connections) is running."""
+        return not self._closed and self._thread.started
+
     def history(
         self,
         session_id: str,
@@ -474,6 +479,6 @@ class KafkaChatMessageHistory(Closeable, BaseChatMessageHistory):
 
     def __del__(self, _warn: Callable[..., None] = warnings.warn) -> None:
         # The private client releases its thread and connections when it is collected.
-        if getattr(self, "_closed", True) or not self._owns_client or self._client.closed:
+        if getattr(self, "_closed", True) or not self._owns_client or not self._client.connected:
             return
         _warn(f"unclosed {self!r}", ResourceWarning, source=self, stacklevel=2)

@@ -1,3 +1,4 @@
+import gc
 import inspect
 import warnings
 
@@ -98,10 +99,14 @@ def test_close_is_idempotent_and_use_after_close_raises() -> None:
 
 
 def test_unused_objects_do_not_warn_but_closed_ones_never_do() -> None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         history = KafkaChatMessageHistory("s", "192.0.2.1:9")
         del history  # nothing was started: nothing leaks
         client = AsyncKafkaHistoryClient("b:1")
         client.close()
         del client
+        async_history = AsyncKafkaChatMessageHistory("s", "192.0.2.1:9")
+        del async_history
+        gc.collect()
+    assert [str(w.message) for w in caught] == []
