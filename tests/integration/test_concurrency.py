@@ -121,34 +121,33 @@ def test_async_class_blocking_methods_in_every_context(
     assert asyncio.run(in_loop()) == ["native", "from a worker thread"]
 
 
-def test_concurrent_readers_and_writers_of_one_session(
+@pytest.mark.anyio
+async def test_concurrent_readers_and_writers_of_one_session(
     kafka_bootstrap: str, session_id: str
 ) -> None:
-    async def scenario() -> dict[str, list[int]]:
-        async with AsyncKafkaHistoryClient(kafka_bootstrap, max_readers=3) as client:
-            writers = [client.history(session_id) for _ in range(4)]
-            readers = [client.history(session_id, messages_mode="full") for _ in range(3)]
+    async with AsyncKafkaHistoryClient(kafka_bootstrap, max_readers=3) as client:
+        writers = [client.history(session_id) for _ in range(4)]
+        readers = [client.history(session_id, messages_mode="full") for _ in range(3)]
 
-            async def write(n: int) -> None:
-                for i in range(30):
-                    await writers[n].aadd_user_message(f"w{n}:{i}")
+        async def write(n: int) -> None:
+            for i in range(30):
+                await writers[n].aadd_user_message(f"w{n}:{i}")
 
-            async def read(r: int) -> int:
-                reads = 0
-                while not writing.done():
-                    seen = _by_writer(await readers[r].aget_messages())
-                    for numbers in seen.values():  # every read is a consistent prefix
-                        assert numbers == list(range(len(numbers)))
-                    reads += 1
-                return reads
+        async def read(r: int) -> int:
+            reads = 0
+            while not writing.done():
+                seen = _by_writer(await readers[r].aget_messages())
+                for numbers in seen.values():  # every read is a consistent prefix
+                    assert numbers == list(range(len(numbers)))
+                reads += 1
+            return reads
 
-            writing = asyncio.gather(*(write(n) for n in range(4)))
-            counts = await asyncio.gather(*(read(r) for r in range(3)))
-            await writing
-            assert all(c > 0 for c in counts)
-            return _by_writer(await readers[0].aget_messages())
-
-    assert asyncio.run(scenario()) == {f"w{n}": list(range(30)) for n in range(4)}
+        writing = asyncio.gather(*(write(n) for n in range(4)))
+        counts = await asyncio.gather(*(read(r) for r in range(3)))
+        await writing
+        assert all(c > 0 for c in counts)
+        stored = _by_writer(await readers[0].aget_messages())
+    assert stored == {f"w{n}": list(range(30)) for n in range(4)}
 
 
 def test_two_readers_never_steal_each_others_partitions(

@@ -31,6 +31,7 @@ def test_use_after_close_raises_and_close_is_idempotent(
     with pytest.raises(HistoryClosedError):
         _ = history.messages
 
+    # Own loop for the async half: the blocking half above is meant to run with no loop.
     async def scenario() -> None:
         async_history = AsyncKafkaChatMessageHistory(session_id, kafka_bootstrap)
         await async_history.aadd_user_message("x")
@@ -65,6 +66,7 @@ def test_an_unclosed_history_warns(kafka_bootstrap: str, session_id: str) -> Non
         gc.collect()
     client.close()
 
+    # Own loop for the async half: the blocking half above is meant to run with no loop.
     async def scenario() -> None:
         async_history = AsyncKafkaChatMessageHistory(session_id, kafka_bootstrap)
         await async_history.aadd_user_message("x")
@@ -119,14 +121,14 @@ def test_sessions_on_the_shared_client(kafka_bootstrap: str) -> None:
                 client.delete_session(name)
 
 
-def test_delete_topic_removes_the_session_for_good(kafka_bootstrap: str, session_id: str) -> None:
-    async def scenario() -> None:
-        async with AsyncKafkaHistoryClient(kafka_bootstrap) as client:
-            history = client.history(session_id)
-            await history.aadd_user_message("x")
-            assert await client.session_exists(session_id)
-            assert await history.adelete_topic()
-            assert not await client.session_exists(session_id)
-            assert session_id not in await client.list_sessions()
-
-    asyncio.run(scenario())
+@pytest.mark.anyio
+async def test_delete_topic_removes_the_session_for_good(
+    kafka_bootstrap: str, session_id: str
+) -> None:
+    async with AsyncKafkaHistoryClient(kafka_bootstrap) as client:
+        history = client.history(session_id)
+        await history.aadd_user_message("x")
+        assert await client.session_exists(session_id)
+        assert await history.adelete_topic()
+        assert not await client.session_exists(session_id)
+        assert session_id not in await client.list_sessions()

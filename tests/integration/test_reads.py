@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import sys
 import time
@@ -148,25 +147,23 @@ def test_clear_empties_at_once_and_the_session_keeps_working(
         assert _contents(history.last_messages(10)) == ["after"]
 
 
-def test_last_messages_reads_only_a_window(kafka_bootstrap: str, session_id: str) -> None:
-    async def scenario() -> None:
-        async with AsyncKafkaChatMessageHistory(session_id, kafka_bootstrap) as history:
-            await history.aadd_messages([HumanMessage(content=f"m{i}") for i in range(500)])
-            assert _contents(await history.alast_messages(3)) == ["m497", "m498", "m499"]
-            assert len(await history.alast_messages(1000)) == 500
-            assert await history.alast_messages(0) == []
-            # Holes at the start of the log (deleted records) are stepped over.
-            admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-            await admin.start()
-            try:
-                await admin.delete_records(
-                    {TopicPartition(history.topic, 0): RecordsToDelete(before_offset=498)}
-                )
-            finally:
-                await admin.close()
-            assert _contents(await history.alast_messages(5)) == ["m498", "m499"]
-
-    asyncio.run(scenario())
+@pytest.mark.anyio
+async def test_last_messages_reads_only_a_window(kafka_bootstrap: str, session_id: str) -> None:
+    async with AsyncKafkaChatMessageHistory(session_id, kafka_bootstrap) as history:
+        await history.aadd_messages([HumanMessage(content=f"m{i}") for i in range(500)])
+        assert _contents(await history.alast_messages(3)) == ["m497", "m498", "m499"]
+        assert len(await history.alast_messages(1000)) == 500
+        assert await history.alast_messages(0) == []
+        # Holes at the start of the log (deleted records) are stepped over.
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+        await admin.start()
+        try:
+            await admin.delete_records(
+                {TopicPartition(history.topic, 0): RecordsToDelete(before_offset=498)}
+            )
+        finally:
+            await admin.close()
+        assert _contents(await history.alast_messages(5)) == ["m498", "m499"]
 
 
 @pytest.mark.parametrize("bad", ["has space", "a/b", "", "x" * 250, ".."])

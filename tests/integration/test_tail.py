@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
+import pytest
 from langchain_core.messages import HumanMessage
 
 from aiokafka_history import AsyncKafkaChatMessageHistory, KafkaChatMessageHistory
@@ -23,6 +24,7 @@ with KafkaChatMessageHistory(sys.argv[1], sys.argv[2]) as history:
 def test_a_tail_receives_every_message_another_process_writes(
     kafka_bootstrap: str, session_id: str
 ) -> None:
+    # Kept on its own asyncio.run: the writer is a child process (asyncio subprocess API).
     async def scenario() -> list[str]:
         async with (
             AsyncKafkaChatMessageHistory(session_id, kafka_bootstrap) as history,
@@ -56,20 +58,21 @@ def test_tail_start_positions_and_commit(kafka_bootstrap: str, session_id: str) 
             assert list(tail) == []
 
 
-def test_cancelling_a_waiting_tail_loses_nothing(kafka_bootstrap: str, session_id: str) -> None:
-    async def scenario() -> list[str]:
-        async with (
-            AsyncKafkaChatMessageHistory(session_id, kafka_bootstrap) as history,
-            history.atail("latest") as tail,
-        ):
-            waiting = asyncio.ensure_future(tail.__anext__())
-            await asyncio.sleep(0.3)
-            waiting.cancel()
-            await asyncio.gather(waiting, return_exceptions=True)
-            await history.aadd_messages([HumanMessage(content=f"m{i}") for i in range(5)])
-            return [str((await tail.__anext__()).content) for _ in range(5)]
-
-    assert asyncio.run(scenario()) == [f"m{i}" for i in range(5)]
+@pytest.mark.anyio
+async def test_cancelling_a_waiting_tail_loses_nothing(
+    kafka_bootstrap: str, session_id: str
+) -> None:
+    async with (
+        AsyncKafkaChatMessageHistory(session_id, kafka_bootstrap) as history,
+        history.atail("latest") as tail,
+    ):
+        waiting = asyncio.ensure_future(tail.__anext__())
+        await asyncio.sleep(0.3)
+        waiting.cancel()
+        await asyncio.gather(waiting, return_exceptions=True)
+        await history.aadd_messages([HumanMessage(content=f"m{i}") for i in range(5)])
+        received = [str((await tail.__anext__()).content) for _ in range(5)]
+    assert received == [f"m{i}" for i in range(5)]
 
 
 def test_sync_class_tail_awaited_from_another_loop(kafka_bootstrap: str, session_id: str) -> None:

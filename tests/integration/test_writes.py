@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import sys
 
@@ -51,44 +50,40 @@ async def _topic_facts(bootstrap: str, topic: str) -> tuple[int, str]:
         await admin.close()
 
 
-def test_topic_is_created_on_first_use_with_the_given_settings(
+@pytest.mark.anyio
+async def test_topic_is_created_on_first_use_with_the_given_settings(
     kafka_bootstrap: str, session_id: str
 ) -> None:
-    async def scenario() -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-        await admin.start()
-        try:
-            history = AsyncKafkaChatMessageHistory(
-                session_id, kafka_bootstrap, ttl_ms=3_600_000, partition=4
-            )
-            assert session_id not in await admin.list_topics()  # the constructor did no I/O
-            async with history:
-                await history.aadd_user_message("x")
-        finally:
-            await admin.close()
-        assert await _topic_facts(kafka_bootstrap, session_id) == (4, "3600000")
-
-    asyncio.run(scenario())
-
-
-def test_existing_topic_is_used_as_it_is(kafka_bootstrap: str, session_id: str) -> None:
-    async def scenario() -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-        await admin.start()
-        try:
-            await admin.create_topics(
-                [NewTopic(session_id, 2, 1, topic_configs={"retention.ms": "123456789"})]
-            )
-        finally:
-            await admin.close()
-        async with AsyncKafkaChatMessageHistory(
-            session_id, kafka_bootstrap, ttl_ms=1000, partition=5
-        ) as history:
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        history = AsyncKafkaChatMessageHistory(
+            session_id, kafka_bootstrap, ttl_ms=3_600_000, partition=4
+        )
+        assert session_id not in await admin.list_topics()  # the constructor did no I/O
+        async with history:
             await history.aadd_user_message("x")
-            assert [m.content for m in await history.aget_messages()] == ["x"]
-        assert await _topic_facts(kafka_bootstrap, session_id) == (2, "123456789")
+    finally:
+        await admin.close()
+    assert await _topic_facts(kafka_bootstrap, session_id) == (4, "3600000")
 
-    asyncio.run(scenario())
+
+@pytest.mark.anyio
+async def test_existing_topic_is_used_as_it_is(kafka_bootstrap: str, session_id: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics(
+            [NewTopic(session_id, 2, 1, topic_configs={"retention.ms": "123456789"})]
+        )
+    finally:
+        await admin.close()
+    async with AsyncKafkaChatMessageHistory(
+        session_id, kafka_bootstrap, ttl_ms=1000, partition=5
+    ) as history:
+        await history.aadd_user_message("x")
+        assert [m.content for m in await history.aget_messages()] == ["x"]
+    assert await _topic_facts(kafka_bootstrap, session_id) == (2, "123456789")
 
 
 def test_two_processes_creating_one_topic_at_once_both_succeed(
