@@ -24,6 +24,7 @@ async def _leader(bootstrap: str, topic: str) -> int:
 def test_history_survives_the_leaders_crash(kafka_cluster: KafkaCluster, session_id: str) -> None:
     bootstrap = kafka_cluster.bootstrap_servers
 
+    # Own loop: kill_node/restart_node block for seconds, so they run in worker threads.
     async def scenario() -> tuple[list[str], list[str]]:
         async with AsyncKafkaChatMessageHistory(
             session_id, bootstrap, replication_factor=3, messages_mode="full"

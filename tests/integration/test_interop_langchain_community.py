@@ -43,6 +43,7 @@ def test_community_topic_spreads_over_partitions(kafka_bootstrap: str, session_i
 
     import asyncio
 
+    # Own loop after the blocking part: the community client (confluent-kafka) blocks.
     async def partitions_used() -> set[int]:
         from aiokafka import AIOKafkaConsumer, TopicPartition
         from aiokafka.admin import AIOKafkaAdminClient

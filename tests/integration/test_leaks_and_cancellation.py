@@ -108,6 +108,7 @@ def test_cancelling_at_every_await_leaks_nothing(
 
     sockets_before = _socket_fds()
     for delay in (0, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128):
+        # A fresh loop per delay: all_tasks() then sees only what this cancellation left.
         tasks_left, library_sockets = asyncio.run(once(delay))
         assert not tasks_left, f"tasks left after cancelling at {delay}s: {tasks_left}"
         assert library_sockets == 0
