@@ -11,7 +11,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from typing_extensions import Unpack
 
 from ._blocking_twins import BlockingTwins
-from ._config import DEFAULT_TTL_MS, KafkaOptions, topic_settings
+from ._config import DEFAULT_TTL_MS, KafkaOptions, TopicSettings, topic_settings
 from ._engine import Engine
 from ._errors import ConfigurationError, HistoryClosedError
 from ._home_loop import call_on_loop
@@ -155,12 +155,29 @@ class AsyncKafkaChatMessageHistory(  # type: ignore[override]
             raise
         self._client = client
         self._owns_client = owns
-        self.session_id = session_id
-        self.topic = self._log.topic
-        self.consumer_group = self._log.consumer_group
         self.messages_mode: MessagesMode = messages_mode
-        self.topic_settings = settings
         self._closed = False
+
+    # Read from the session log rather than copied: an idle history stays small.
+    @property
+    def session_id(self) -> str:
+        """The session."""
+        return self._log.session_id
+
+    @property
+    def topic(self) -> str:
+        """The topic holding the session."""
+        return self._log.topic
+
+    @property
+    def consumer_group(self) -> str:
+        """The group whose committed offsets are the last consumed position."""
+        return self._log.consumer_group
+
+    @property
+    def topic_settings(self) -> TopicSettings:
+        """How the session's topic is created on first use."""
+        return self._log.settings
 
     def __repr__(self) -> str:
         state = " closed" if self._closed else ""

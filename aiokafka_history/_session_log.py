@@ -130,6 +130,10 @@ class SessionLog(Protocol):
     def consumer_group(self) -> str:
         """The group whose committed offsets are its last consumed position."""
 
+    @property
+    def settings(self) -> TopicSettings:
+        """How its storage is created on first use."""
+
     async def read(
         self,
         start: StartPosition,

@@ -175,7 +175,7 @@ class TopicLayout:
 class TopicSessionLog:
     """One session stored in its own topic. See :class:`~._session_log.SessionLog`."""
 
-    __slots__ = ("_key", "_layout", "_lock", "consumer_group", "session_id", "settings", "topic")
+    __slots__ = ("_layout", "_lock", "consumer_group", "session_id", "settings", "topic")
 
     def __init__(
         self,
@@ -190,7 +190,6 @@ class TopicSessionLog:
         self.topic = topic
         self.settings = settings
         self.consumer_group = consumer_group
-        self._key = encode_session_key(session_id)
         self._lock: asyncio.Lock | None = None  # made on the first position-moving read
 
     @property
@@ -265,12 +264,13 @@ class TopicSessionLog:
         elif start == "beginning":
             starts, ends = await admin.offsets_bounds(self.topic, parts)
         else:
-            committed, (begins, ends) = await asyncio.gather(
+            committed, ends = await asyncio.gather(
                 admin.committed(self.consumer_group, self.topic, parts),
-                admin.offsets_bounds(self.topic, parts),
+                admin.end_offsets(self.topic, parts),
             )
-            # No position yet, or one below the log start (cleared, expired): the oldest.
-            starts = {p: min(max(committed[p] or 0, begins[p]), ends[p]) for p in parts}
+            # No position yet: from offset 0, which a reader resets to the log start (as it
+            # does a position below it, after a clear or an expiry).
+            starts = {p: min(committed[p] or 0, ends[p]) for p in parts}
             already = committed
         result = await transport.readers.read(
             self.topic, starts, ends, max_per_partition=limit, deadline=deadline
@@ -336,7 +336,8 @@ class TopicSessionLog:
     async def append(self, messages: Sequence[BaseMessage]) -> None:
         """See :meth:`~._session_log.SessionLog.append`."""
         timeouts = self._layout.timeouts
-        values = encode_messages(messages, key=self._key, max_record_bytes=_MAX_REQUEST_SIZE)
+        key = encode_session_key(self.session_id)
+        values = encode_messages(messages, key=key, max_record_bytes=_MAX_REQUEST_SIZE)
         if not values:
             return
         started = time.monotonic()
@@ -347,9 +348,7 @@ class TopicSessionLog:
                 raise self._write_error(0, len(values), exc, indeterminate=False) from exc
         remaining = max(0.001, timeouts.write - (time.monotonic() - started))
         try:
-            outcome = await transport.producer.produce(
-                self.topic, self._key, values, timeout=remaining
-            )
+            outcome = await transport.producer.produce(self.topic, key, values, timeout=remaining)
         except (TimeoutError, asyncio.TimeoutError, KafkaError) as exc:
             if is_access_error(exc):
                 with translating("admin", self._subject, "writing to"):
@@ -416,11 +415,11 @@ class TopicSessionLog:
         assert parts is not None
         admin = transport.admin
         if start == "last_consumed":
-            committed, (begins, ends) = await asyncio.gather(
+            committed, ends = await asyncio.gather(
                 admin.committed(self.consumer_group, self.topic, parts),
-                admin.offsets_bounds(self.topic, parts),
+                admin.end_offsets(self.topic, parts),
             )
-            starts = {p: min(max(committed[p] or 0, begins[p]), ends[p]) for p in parts}
+            starts = {p: min(committed[p] or 0, ends[p]) for p in parts}
         elif start == "latest":
             starts = await admin.end_offsets(self.topic, parts)
         else:
