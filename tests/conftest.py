@@ -9,6 +9,7 @@ topic names that are deleted after the test. Here:
                      from the broker(s) the test used.
 ``make_session_id``  function; ``make_session_id(label)`` makes as many as needed, same cleanup.
 ``anyio_backend``    session; "asyncio", for ``@pytest.mark.anyio`` tests.
+``kafka_bootstrap``  session, parametrised: the plugin's broker, then one with Kafka's defaults.
 
 Tests under ``tests/integration`` are marked ``integration``; tests that use
 ``kafka_cluster`` are marked ``cluster``.
@@ -38,6 +39,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session")
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(scope="session", params=["test-settings", "kafka-defaults"])
+def kafka_bootstrap(request: pytest.FixtureRequest, kafka_bootstrap: str) -> str:
+    """Every test that takes ``kafka_bootstrap`` runs against two brokers.
+
+    ``test-settings``: kafkalocal's test broker (auto-creation off, no rebalance delay), or
+    ``$KAFKA_BOOTSTRAP_SERVERS``. ``kafka-defaults``: a broker with Kafka's own default
+    settings, as users have it (topic auto-creation on, 3 s initial rebalance delay).
+    """
+    if request.param == "kafka-defaults":
+        defaults: str = request.getfixturevalue("kafka_defaults_bootstrap")
+        return defaults
+    return kafka_bootstrap
 
 
 @pytest.fixture

@@ -10,10 +10,6 @@ import json
 import os
 import string
 
-import pytest
-
-pytest.importorskip("hypothesis", reason="hypothesis is a dev extra (pip install -e '.[dev]')")
-
 from hypothesis import HealthCheck, assume, given, reject, settings
 from hypothesis import strategies as st
 from langchain_core.messages import (
