@@ -27,7 +27,6 @@ MessagesMode = Literal["last_consumed", "full"]
 """What ``messages`` / ``aget_messages()`` return: new messages since the last read, or all."""
 
 _MODES = ("last_consumed", "full")
-_HOP_SLACK = 5.0  # seconds a blocking twin waits beyond the call's own timeout
 
 
 def _check_limits(max_message_count: int | None, max_time_sec: float | None) -> None:
@@ -389,15 +388,8 @@ class AsyncKafkaChatMessageHistory(  # type: ignore[override]
 
     def _hop(self, method: str, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
         self._check_open()
-        timeouts = self._client.timeouts
-        limit = max(timeouts.read, timeouts.write, timeouts.admin) + _HOP_SLACK
-        return call_on_loop(
-            self._client.home_loop,
-            fn,
-            *args,
-            timeout=limit,
-            method=f"{type(self).__name__}.{method}",
-        )
+        name = f"{type(self).__name__}.{method}"
+        return call_on_loop(self._client.home_loop, fn, *args, method=name)
 
     def _check_open(self) -> None:
         if self._closed or self._client.closed:

@@ -9,7 +9,6 @@ their own, and never block the loop they would need.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
@@ -36,7 +35,6 @@ def call_on_loop(
     loop: asyncio.AbstractEventLoop | None,
     fn: Callable[..., Coroutine[Any, Any, T]],
     *args: Any,
-    timeout: float,
     method: str,
 ) -> T:
     """Run ``fn(*args)`` on ``loop`` from another thread and wait for the result.
@@ -46,8 +44,9 @@ def call_on_loop(
     Raises:
         EventLoopError: there is no running loop to hop onto (the object was never used
             from async code, or its loop stopped), the caller *is* that loop's thread (it
-            would deadlock), or the loop did not finish the call within ``timeout`` seconds
-            (its thread is blocked, perhaps waiting for this one).
+            would deadlock), or the loop did not take the call up within
+            :data:`PICKUP_TIMEOUT` seconds (its thread is blocked, perhaps waiting for this
+            one).
     """
     cls, _, name = method.partition(".")
     async_name = "aget_messages" if name in ("messages", "get_messages") else f"a{name}"
@@ -89,10 +88,5 @@ def call_on_loop(
                 f"was done. On the loop use chain.ainvoke() / {hint}; in blocking code use "
                 f"{sync_cls}"
             )
-    try:
-        return future.result(timeout)
-    except concurrent.futures.TimeoutError:
-        future.cancel()
-        raise EventLoopError(
-            f"{method} waited {timeout:.0f} s for its event loop to finish the work; {hint}"
-        ) from None
+    # Taken up: the call is bounded by its own timeouts (or, for a tail, is meant to wait).
+    return future.result()

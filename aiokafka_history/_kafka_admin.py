@@ -34,18 +34,26 @@ _LATEST = -1  # ListOffsets timestamps
 _EARLIEST = -2
 
 
-class TopicMissingError(Exception):
-    """The topic does not exist (raised by :meth:`Admin.describe`)."""
+class TopicMissingError(UnknownTopicOrPartitionError):  # type: ignore[misc]
+    """The topic does not exist (raised by :meth:`Admin.describe`).
+
+    An ``UnknownTopicOrPartitionError``, so a topic that vanished under any call is handled
+    (and translated) like Kafka saying so itself.
+    """
+
+    retriable = False
 
 
-async def retry(op: Callable[[], Awaitable[T]], backoff: float) -> T:
+async def retry(
+    op: Callable[[], Awaitable[T]], backoff: float, inflight: set[asyncio.Task[Any]]
+) -> T:
     """Run ``op``, retrying aiokafka errors marked retriable (leader moved, ...).
 
     The caller bounds the whole call with its own deadline.
     """
     for attempt in range(_RETRY_ATTEMPTS):
         try:
-            return await _uncancelled(op())
+            return await _uncancelled(op(), inflight)
         except KafkaError as exc:
             if not getattr(exc, "retriable", False) or attempt == _RETRY_ATTEMPTS - 1:
                 raise
@@ -58,14 +66,16 @@ def _retrieve(task: asyncio.Task[Any]) -> None:
         task.exception()  # seen: no "exception was never retrieved" for an abandoned request
 
 
-async def _uncancelled(coro: Awaitable[T]) -> T:
+async def _uncancelled(coro: Awaitable[T], inflight: set[asyncio.Task[Any]]) -> T:
     """Await ``coro`` in a task of its own that a cancelled caller leaves to finish.
 
     aiokafka leaks a half-open connection when a request is cancelled while it connects; an
-    abandoned request ends by itself within ``request_timeout_ms``, or when the admin client
-    closes.
+    abandoned request ends by itself within ``request_timeout_ms``. ``inflight`` holds it
+    meanwhile, so that closing waits for it before closing the connections.
     """
     task = asyncio.ensure_future(coro)
+    inflight.add(task)
+    task.add_done_callback(inflight.discard)
     task.add_done_callback(_retrieve)
     return await asyncio.shield(task)
 
@@ -83,13 +93,19 @@ class Admin:
         self._backoff = backoff
         self._leaders: dict[str, dict[int, int]] = {}
         self._coordinators: dict[str, int] = {}
+        self._inflight: set[asyncio.Task[Any]] = set()
+
+    async def _retry(self, op: Callable[[], Awaitable[T]]) -> T:
+        return await retry(op, self._backoff, self._inflight)
 
     async def start(self) -> None:
         """Connect."""
         await self.client.start()
 
-    async def close(self) -> None:
-        """Close the connections."""
+    async def close(self, timeout: float) -> None:
+        """Close the connections, once requests that callers abandoned have ended."""
+        if self._inflight:
+            await asyncio.wait(set(self._inflight), timeout=timeout)
         await self.client.close()
 
     # -- topics -----------------------------------------------------------------------------
@@ -109,7 +125,7 @@ class Admin:
                 _raise_for(code, message or f"create topic {topic!r}")
             return True
 
-        return await retry(create, self._backoff)
+        return await self._retry(create)
 
     async def describe(self, topic: str) -> list[int]:
         """The partition ids of ``topic``, once each has a leader. Never creates the topic.
@@ -141,7 +157,7 @@ class Admin:
             self._leaders[topic] = {p["partition"]: p["leader"] for p in parts}
             return sorted(p["partition"] for p in parts)
 
-        return await retry(describe, self._backoff)
+        return await self._retry(describe)
 
     async def delete_topic(self, topic: str) -> bool:
         """Delete ``topic``; False when it did not exist."""
@@ -155,11 +171,11 @@ class Admin:
             return True
 
         self._leaders.pop(topic, None)
-        return await retry(delete, self._backoff)
+        return await self._retry(delete)
 
     async def list_topics(self) -> list[str]:
         """Every topic name the cluster shows this principal."""
-        topics: list[str] = await retry(self.client.list_topics, self._backoff)
+        topics: list[str] = await self._retry(self.client.list_topics)
         return topics
 
     async def truncate(self, topic: str, before: Mapping[int, int]) -> None:
@@ -169,7 +185,7 @@ class Admin:
         request = {
             TopicPartition(topic, p): RecordsToDelete(before_offset=o) for p, o in before.items()
         }
-        await retry(lambda: self.client.delete_records(request), self._backoff)
+        await self._retry(lambda: self.client.delete_records(request))
 
     # -- offsets ----------------------------------------------------------------------------
 
@@ -216,14 +232,14 @@ class Admin:
                 self._leaders.pop(topic, None)  # stale leadership: describe again
                 raise
 
-        return await retry(lookup, self._backoff)
+        return await self._retry(lookup)
 
     # -- group positions --------------------------------------------------------------------
 
     async def _coordinator(self, group: str) -> int:
         node = self._coordinators.get(group)
         if node is None:
-            node = int(await retry(lambda: self.client.find_coordinator(group), self._backoff))
+            node = int(await self._retry(lambda: self.client.find_coordinator(group)))
             self._coordinators[group] = node
         return node
 
@@ -236,7 +252,7 @@ class Admin:
                 self._coordinators.pop(group, None)
                 raise
 
-        return await retry(send, self._backoff)
+        return await self._retry(send)
 
     async def committed(
         self, group: str, topic: str, partitions: Iterable[int]
@@ -259,7 +275,7 @@ class Admin:
                     found[partition] = offset if offset >= 0 else None
             return found
 
-        return await retry(fetch, self._backoff)
+        return await self._retry(fetch)
 
     async def commit(self, group: str, topic: str, offsets: Mapping[int, int]) -> None:
         """Store ``offsets`` as ``group``'s position, without joining the group."""
@@ -282,4 +298,4 @@ class Admin:
                         self._coordinators.pop(group, None)
                     _raise_for(code, f"commit offsets of group {group!r}")
 
-        await retry(commit, self._backoff)
+        await self._retry(commit)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import ProducerClosed
 from aiokafka.partitioner import DefaultPartitioner
 
 from ._kafka_internals import force_stop_producer, producer_failure
@@ -51,6 +52,7 @@ class Producer:
         self._current: Any = self._new()
         self._started: asyncio.Task[None] | None = None
         self._retired: set[asyncio.Task[None]] = set()
+        self._closed = False
 
     def _new(self) -> Any:
         return AIOKafkaProducer(
@@ -73,11 +75,15 @@ class Producer:
 
     async def start(self) -> None:
         """Connect the current producer; concurrent callers share one attempt."""
+        if self._closed:
+            raise ProducerClosed()
         if self._started is None or (self._started.done() and self._started.exception()):
             self._started = asyncio.ensure_future(self._current.start())
         await asyncio.shield(self._started)
 
     def _replace(self, why: str) -> None:
+        if self._closed:
+            return
         old, self._current = self._current, self._new()
         self._started = None
         logger.warning("replacing the Kafka producer: %s", why)
@@ -87,7 +93,11 @@ class Producer:
 
     async def close(self) -> None:
         """Stop the producer, abandoning what it could not deliver within the close timeout."""
+        self._closed = True
         producer = self._current
+        starting = self._started
+        if starting is not None and not starting.done():
+            await asyncio.wait({starting}, timeout=self._close_timeout)  # never cut mid-connect
         try:
             await asyncio.wait_for(asyncio.shield(producer.stop()), self._close_timeout)
         except (asyncio.TimeoutError, TimeoutError):
@@ -120,9 +130,13 @@ class Producer:
         partition = _partitioner(key, partitions, partitions)
         futures: list[tuple[int, asyncio.Future[Any]]] = []
         error: BaseException | None = None
-        batch = producer.create_batch()
-        count = 0
-        try:
+        queued_all = False
+
+        async def queue() -> None:
+            # Several batches when the values exceed one request: a later one waits (in
+            # aiokafka, up to request_timeout_ms) for room behind the earlier ones.
+            batch = producer.create_batch()
+            count = 0
             for value in values:
                 if batch.append(key=key, value=value, timestamp=None) is None:
                     futures.append(
@@ -137,6 +151,12 @@ class Producer:
                 futures.append(
                     (count, await producer.send_batch(batch, topic, partition=partition))
                 )
+
+        try:
+            await asyncio.wait_for(queue(), max(0.001, deadline - loop.time()))
+            queued_all = True
+        except (asyncio.TimeoutError, TimeoutError) as exc:
+            error = exc  # what was queued may still be delivered: indeterminate below
         except Exception as exc:  # refused before reaching the broker
             error = exc
         waiting = [f for _, f in futures]
@@ -155,7 +175,9 @@ class Producer:
                 )
                 break
             acknowledged += size
-        if indeterminate:
+        if not queued_all and isinstance(error, asyncio.TimeoutError | TimeoutError):
+            indeterminate = indeterminate or bool(futures)
+        if indeterminate or (not queued_all and futures):
             self._replace("a write timed out")
         elif producer_failure(producer) is not None:
             self._replace(f"its sender stopped ({type(producer_failure(producer)).__name__})")

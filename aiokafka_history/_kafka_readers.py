@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import ConsumerStoppedError
 
 from ._records import ReadResult, Record
 
@@ -68,7 +69,12 @@ class ReaderPool:
                     reader.pause(*reader.assignment())
                     self._idle.append(reader)
 
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ConsumerStoppedError  # the client was closed: translated as such
+
     async def _start_reader(self) -> Any:
+        self._check_open()
         reader = self._consumer(fetch_max_wait_ms=50, max_partition_fetch_bytes=4 * 1024 * 1024)
         self.all.append(reader)
         starting = asyncio.ensure_future(reader.start())
@@ -82,6 +88,11 @@ class ReaderPool:
             self._stopping.add(stopping)
             stopping.add_done_callback(self._stopping.discard)
             raise
+        if self._closed:  # closed while this reader started
+            if reader in self.all:
+                self.all.remove(reader)
+            await asyncio.shield(reader.stop())
+            self._check_open()
         return reader
 
     async def open_consumer(self, topic: str, starts: Mapping[int, int]) -> Any:
@@ -89,10 +100,12 @@ class ReaderPool:
 
         Stopped by :meth:`close_consumer` or with the pool.
         """
+        self._check_open()
         consumer = self._consumer()
         self.all.append(consumer)
         try:
             await consumer.start()
+            self._check_open()
             consumer.assign([TopicPartition(topic, p) for p in starts])
             for p, offset in starts.items():
                 consumer.seek(TopicPartition(topic, p), offset)

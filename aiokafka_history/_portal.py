@@ -7,6 +7,7 @@ constructor, and belongs to the object that created it.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import itertools
 import threading
@@ -71,6 +72,10 @@ class LoopThread:
                 "await the async method instead"
             )
         return self._ensure().call(fn, *args)
+
+    def submit(self, fn: Callable[..., Awaitable[T]], *args: Any) -> concurrent.futures.Future[T]:
+        """Start ``fn(*args)`` on the loop and return its future at once."""
+        return self._ensure().start_task_soon(fn, *args)
 
     async def run(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
         """Run ``fn(*args)`` on the loop, awaiting it from another loop without blocking it."""

@@ -143,6 +143,14 @@ class KafkaHistoryClient(Closeable):
                 raise HistoryClosedError(f"{type(self).__name__} was closed") from None
             raise
 
+    def submit(self, fn: Callable[..., Awaitable[T]], *args: Any) -> concurrent.futures.Future[T]:
+        """Start ``fn(*args)`` on the loop thread and return its future at once.
+
+        For callers that must not lose a result when they stop waiting (cancel-safe tails).
+        """
+        self._check_open()
+        return self._thread.submit(fn, *args)
+
     async def acall(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
         """:meth:`call`, awaited from another event loop without blocking it."""
         self._check_open()
@@ -379,7 +387,7 @@ class KafkaChatMessageHistory(Closeable, BaseChatMessageHistory):
     ) -> ProxyMessageTail:
         """:meth:`tail` as an async iterator, awaited without blocking the caller's loop."""
         tail = self._core.atail(start, commit=commit, idle_timeout=idle_timeout)
-        return ProxyMessageTail(tail, self._run)
+        return ProxyMessageTail(tail, self._client.submit)
 
     def add_messages(self, messages: Sequence[BaseMessage]) -> None:
         """See :meth:`AsyncKafkaChatMessageHistory.aadd_messages`."""

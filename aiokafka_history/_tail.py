@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 from collections import deque
 from collections.abc import Awaitable, Callable
 from types import TracebackType
@@ -178,23 +180,45 @@ class BlockingMessageTail:
 
 
 class ProxyMessageTail(_AsyncTailBase):
-    """A :class:`MessageTail` living on another event loop, awaited from this one."""
+    """A :class:`MessageTail` living on another event loop, awaited from this one.
+
+    ``submit`` starts a coroutine function on the tail's loop and returns its
+    ``concurrent.futures.Future``. Cancel-safe like the tail itself: a cancelled
+    ``__anext__`` leaves its call running there, and the next ``__anext__`` returns the
+    message that call took, so none is lost.
+    """
 
     def __init__(
-        self, tail: MessageTail, run: Callable[[Callable[..., Awaitable[Any]]], Awaitable[Any]]
+        self, tail: MessageTail, submit: Callable[..., concurrent.futures.Future[Any]]
     ) -> None:
         self._tail = tail
-        self._run = run
+        self._submit = submit
+        self._pending: concurrent.futures.Future[Any] | None = None
+
+    async def _call(self, fn: Callable[..., Awaitable[Any]]) -> Any:
+        return await asyncio.wrap_future(self._submit(fn))
 
     async def start(self) -> Self:
         """Connect and fix the start position; idempotent."""
-        await self._run(self._tail.start)
+        await self._call(self._tail.start)
         return self
 
     async def __anext__(self) -> BaseMessage:
-        message: BaseMessage = await self._run(self._tail.__anext__)
+        if self._pending is None:
+            self._pending = self._submit(self._tail.__anext__)
+        pending = self._pending
+        try:
+            message: BaseMessage = await asyncio.shield(asyncio.wrap_future(pending))
+        except asyncio.CancelledError:
+            if pending.cancelled():
+                self._pending = None
+            raise  # the call goes on over there; the next __anext__ collects its message
+        except BaseException:
+            self._pending = None
+            raise
+        self._pending = None
         return message
 
     async def aclose(self) -> None:
         """Stop tailing; idempotent."""
-        await self._run(self._tail.aclose)
+        await self._call(self._tail.aclose)

@@ -172,6 +172,29 @@ class TopicLayout:
         return await transport.admin.delete_topic(topic)
 
 
+def _within_horizon(
+    merged: list[Record],
+    per_partition: Mapping[int, list[Record]],
+    ends: Mapping[int, int],
+    limit: int,
+) -> list[Record]:
+    """The merged records up to where every partition was read.
+
+    A partition whose read stopped at ``limit`` records (bad ones included) before its end
+    may hold unread records that come earlier in write order than later records of other
+    partitions: nothing past its last read record may be handed out or consumed.
+    """
+    stops = [
+        records[-1]
+        for p, records in per_partition.items()
+        if records and len(records) >= limit and records[-1].offset + 1 < ends.get(p, 0)
+    ]
+    if not stops:
+        return merged
+    horizon = min(merged.index(record) for record in stops)
+    return merged[: horizon + 1]
+
+
 class TopicSessionLog:
     """One session stored in its own topic. See :class:`~._session_log.SessionLog`."""
 
@@ -277,16 +300,17 @@ class TopicSessionLog:
         )
         if not result.caught_up and max_time is None:
             raise TimeoutError
-        decoded = self._layout.bad_records.decode(self.topic, merge_in_write_order(result.records))
+        merged = merge_in_write_order(result.records)
+        if limit is not None:
+            merged = _within_horizon(merged, result.records, ends, limit)
+        decoded = self._layout.bad_records.decode(self.topic, merged)
         taken = decoded if limit is None else decoded[:limit]
-        positions = dict(starts)
+        consumed = merged
         if limit is not None and len(decoded) > limit:
             # Stop after the last message handed out; the rest is read next time.
-            for record, _ in taken:
-                positions[record.partition] = record.offset + 1
-        else:
-            # Everything read (bad records included) is consumed.
-            _, positions = take_first(merge_in_write_order(result.records), None, starts)
+            consumed = merged[: merged.index(taken[-1][0]) + 1]
+        # Everything consumed (bad records included) moves the position past it.
+        _, positions = take_first(consumed, None, starts)
         if commit:
             changed = {p: o for p, o in positions.items() if already.get(p) != o}
             await admin.commit(self.consumer_group, self.topic, changed)

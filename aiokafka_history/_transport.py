@@ -69,14 +69,16 @@ class Transport:
         self.closed = True
         starting = self._starting
         if starting is not None and not starting.done():
-            starting.cancel()
+            # Let a pending connect end (bounded) rather than cut it off mid-way: aiokafka
+            # leaks a connection cancelled while it is being opened.
             await asyncio.wait({starting}, timeout=self._close_timeout)
+            starting.cancel()
         errors = await self.readers.close(self._close_timeout)
         tasks = [
             asyncio.ensure_future(self.producer.close()),
-            asyncio.ensure_future(self.admin.close()),
+            asyncio.ensure_future(self.admin.close(self._close_timeout)),
         ]
-        done, pending = await asyncio.wait(tasks, timeout=2 * self._close_timeout)
+        done, pending = await asyncio.wait(tasks, timeout=3 * self._close_timeout)
         for task in pending:
             task.cancel()
         errors += [e for t in done if (e := t.exception()) is not None]

@@ -9,6 +9,7 @@ import traceback
 
 import pytest
 from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, message_to_dict
 
 from aiokafka_history import AsyncKafkaHistoryClient, RecordDecodeError
@@ -144,3 +145,42 @@ def test_the_blocking_client_skips_strays_the_same_way(
         history.add_user_message("first")
         valid = asyncio.run(_write_interleaved(kafka_bootstrap, session_id))
         assert _contents(history.messages) == ["first", *_contents(valid)]
+
+
+@pytest.mark.anyio
+async def test_counted_reads_keep_write_order_across_partitions_with_strays(
+    kafka_bootstrap: str, session_id: str
+) -> None:
+    """Unkeyed 2-partition topic (langchain_community's style): strays count toward the
+    per-partition read cap, but a counted read never hands out or consumes past the point
+    up to which every partition was read."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(session_id, 2, 1)])
+    finally:
+        await admin.close()
+    base = 1_700_000_000_000
+
+    def value(text: str) -> bytes:
+        return json.dumps(message_to_dict(HumanMessage(content=text))).encode()
+
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    await producer.start()
+    try:  # write order by timestamp: a1 (p0), two strays (p1), b3 (p1), a2 (p0)
+        await producer.send_and_wait(session_id, value("a1"), partition=0, timestamp_ms=base)
+        await producer.send_and_wait(session_id, b"{}", partition=1, timestamp_ms=base + 1)
+        await producer.send_and_wait(session_id, b"\xff", partition=1, timestamp_ms=base + 2)
+        await producer.send_and_wait(session_id, value("b3"), partition=1, timestamp_ms=base + 3)
+        await producer.send_and_wait(session_id, value("a2"), partition=0, timestamp_ms=base + 4)
+    finally:
+        await producer.stop()
+    async with AsyncKafkaHistoryClient(kafka_bootstrap) as client:
+        history = client.history(session_id)
+        full = client.history(session_id, messages_mode="full")
+        assert _contents(await full.aget_messages()) == ["a1", "b3", "a2"]
+        first = _contents(await history.amessages_from_beginning(max_message_count=2))
+        rest = _contents(await history.amessages_from_last_consumed())
+        assert len(first) <= 2
+        assert first + rest == ["a1", "b3", "a2"]  # nothing lost, duplicated or reordered
+        assert await history.amessages_from_last_consumed() == []

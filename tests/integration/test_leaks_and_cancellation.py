@@ -150,3 +150,38 @@ def test_closing_while_other_threads_work_gives_them_library_errors_only(
     assert set(outcomes) <= {"ok", "closed", "SessionWriteError", "SessionReadError"}
     with pytest.raises(HistoryClosedError):
         history.add_user_message("after close")
+
+
+@pytest.mark.anyio
+async def test_cancelling_the_blocking_historys_awaitable_tail_loses_nothing(
+    kafka_bootstrap: str, session_id: str
+) -> None:
+    """``KafkaChatMessageHistory.atail()`` lives on the client's loop thread: a caller that
+    stops waiting (a timeout) must not lose the message that call took there."""
+    received: list[str] = []
+    cancelled = 0
+    client = KafkaHistoryClient(kafka_bootstrap)
+    try:
+        history = client.history(session_id)
+        await history.aadd_user_message("-1")
+        async with history.atail("beginning", idle_timeout=10) as tail:
+
+            async def produce() -> None:
+                for i in range(150):
+                    await history.aadd_user_message(str(i))
+                    await asyncio.sleep(0.002 * (i % 3))
+
+            writer = asyncio.ensure_future(produce())
+            while len(received) < 151:
+                try:
+                    message = await asyncio.wait_for(tail.__anext__(), 0.003 * (1 + cancelled % 7))
+                    received.append(str(message.content))
+                except asyncio.TimeoutError:
+                    cancelled += 1
+                    assert cancelled < 20_000
+            await writer
+    finally:
+        await client.aclose()
+    print(f"\nawaitable blocking tail: {len(received)} received, {cancelled} cancelled waits")
+    assert cancelled > 0
+    assert received == [str(i) for i in range(-1, 150)]

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
+from langchain_core.messages import HumanMessage
 
 from aiokafka_history import (
     AsyncKafkaHistoryClient,
@@ -123,6 +124,12 @@ def test_a_full_outage_bounds_every_call_and_the_same_objects_recover(session_id
 
                 for i in range(5):
                     await ledger.write(history, f"during:{i}")
+                # Over 1 MiB in one call: several record batches, still one bound.
+                big = [HumanMessage(content=f"big:{i}:" + "x" * 100_000) for i in range(30)]
+                outcome = await ledger.call(TIMEOUT + MARGIN, lambda: history.aadd_messages(big))
+                assert isinstance(outcome, SessionWriteError)
+                big_texts = [str(m.content) for m in big]
+                (ledger.indeterminate if outcome.indeterminate else ledger.failed).extend(big_texts)
                 read = TIMEOUT + MARGIN
                 await ledger.call(read, history.aget_messages)
                 await ledger.call(read, positional.aget_messages)

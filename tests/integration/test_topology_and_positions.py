@@ -204,3 +204,31 @@ def test_reading_a_session_without_a_topic_creates_nothing(
         assert not client.session_exists(session_id)
         history.add_user_message("now")
         assert client.session_exists(session_id)
+
+
+@pytest.mark.anyio
+async def test_a_topic_deleted_by_others_reads_as_empty_and_writes_recreate_it(
+    kafka_bootstrap: str, session_id: str
+) -> None:
+    async with AsyncKafkaHistoryClient(kafka_bootstrap) as client:
+        history = client.history(session_id, messages_mode="full")
+        positional = client.history(session_id)
+        await history.aadd_user_message("before")
+        assert _contents(await history.aget_messages()) == ["before"]
+        admin = await _admin(kafka_bootstrap)
+        try:
+            await admin.delete_topics([session_id])
+            for _ in range(100):
+                if session_id not in await admin.list_topics():
+                    break
+                await asyncio.sleep(0.1)
+        finally:
+            await admin.close()
+        # Every call notices, with the library's own behaviour: the session is empty now.
+        assert await history.aget_messages() == []
+        assert await positional.aget_messages() == []
+        assert await history.alast_messages(3) == []
+        await history.aclear()
+        assert not await client.session_exists(session_id)
+        await history.aadd_user_message("after")
+        assert _contents(await history.aget_messages()) == ["after"]
