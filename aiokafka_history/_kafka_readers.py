@@ -28,12 +28,17 @@ class ReaderPool:
         self.all: list[Any] = []
         self._slots = asyncio.Semaphore(max_readers)
         self._stopping: set[asyncio.Task[None]] = set()
+        self._starting: dict[Any, asyncio.Task[None]] = {}
         self._closed = False
 
     async def close(self, timeout: float) -> list[BaseException]:
         """Stop every consumer; returns the errors met."""
         self._closed = True
-        readers, self.all = list(self.all), []
+        starting = dict(self._starting)
+        if starting:  # let starts end first: a consumer stopped mid-start stays half open
+            await asyncio.wait(set(starting.values()), timeout=timeout)
+        readers = {*self.all, *starting}
+        self.all = []
         self._idle.clear()
         tasks = [asyncio.ensure_future(r.stop()) for r in readers] + list(self._stopping)
         if not tasks:
@@ -41,7 +46,7 @@ class ReaderPool:
         done, pending = await asyncio.wait(tasks, timeout=timeout)
         for task in pending:
             task.cancel()
-        return [e for t in done if (e := t.exception()) is not None]
+        return [e for t in done if not t.cancelled() and (e := t.exception()) is not None]
 
     def _consumer(self, **extra: Any) -> Any:
         return AIOKafkaConsumer(
@@ -73,52 +78,51 @@ class ReaderPool:
         if self._closed:
             raise ConsumerStoppedError  # the client was closed: translated as such
 
-    async def _start_reader(self) -> Any:
-        self._check_open()
-        reader = self._consumer(fetch_max_wait_ms=50, max_partition_fetch_bytes=4 * 1024 * 1024)
-        self.all.append(reader)
-        starting = asyncio.ensure_future(reader.start())
+    async def _start(self, **options: Any) -> Any:
+        """Make and start a consumer of the pool's; stopped again if anything goes wrong.
+
+        The start runs in a task of its own: a cancelled or failed caller leaves it to end
+        and stops the consumer afterwards, never in the middle (aiokafka leaks a connection
+        cut off while it is being opened).
+        """
+        self._check_open()  # before making one: an unstarted consumer warns when collected
+        consumer = self._consumer(**options)
+        self.all.append(consumer)
+        starting = asyncio.ensure_future(consumer.start())
+        self._starting[consumer] = starting
+        starting.add_done_callback(lambda _: self._starting.pop(consumer, None))
         try:
             await asyncio.shield(starting)
+            self._check_open()  # closed while it started
         except BaseException:
-            # Cancelled or failed: stop it once its start has ended, never in the middle
-            # (aiokafka leaks a connection cut off while it is being opened).
-            self.all.remove(reader)
-            stopping = asyncio.ensure_future(_stop_after(starting, reader))
+            self._forget(consumer)
+            stopping = asyncio.ensure_future(_stop_after(starting, consumer))
             self._stopping.add(stopping)
             stopping.add_done_callback(self._stopping.discard)
             raise
-        if self._closed:  # closed while this reader started
-            if reader in self.all:
-                self.all.remove(reader)
-            await asyncio.shield(reader.stop())
-            self._check_open()
-        return reader
+        return consumer
+
+    def _forget(self, consumer: Any) -> None:
+        if consumer in self.all:
+            self.all.remove(consumer)
+
+    async def _start_reader(self) -> Any:
+        return await self._start(fetch_max_wait_ms=50, max_partition_fetch_bytes=4 * 1024 * 1024)
 
     async def open_consumer(self, topic: str, starts: Mapping[int, int]) -> Any:
         """A started consumer of its own (for a live tail) reading ``topic`` from ``starts``.
 
         Stopped by :meth:`close_consumer` or with the pool.
         """
-        self._check_open()
-        consumer = self._consumer()
-        self.all.append(consumer)
-        try:
-            await consumer.start()
-            self._check_open()
-            consumer.assign([TopicPartition(topic, p) for p in starts])
-            for p, offset in starts.items():
-                consumer.seek(TopicPartition(topic, p), offset)
-        except BaseException:
-            self.all.remove(consumer)
-            await asyncio.shield(consumer.stop())
-            raise
+        consumer = await self._start()
+        consumer.assign([TopicPartition(topic, p) for p in starts])
+        for p, offset in starts.items():
+            consumer.seek(TopicPartition(topic, p), offset)
         return consumer
 
     async def close_consumer(self, consumer: Any) -> None:
         """Stop a consumer from :meth:`open_consumer`."""
-        if consumer in self.all:
-            self.all.remove(consumer)
+        self._forget(consumer)
         await asyncio.shield(consumer.stop())
 
     async def read(

@@ -81,7 +81,7 @@ class Transport:
         done, pending = await asyncio.wait(tasks, timeout=3 * self._close_timeout)
         for task in pending:
             task.cancel()
-        errors += [e for t in done if (e := t.exception()) is not None]
+        errors += [e for t in done if not t.cancelled() and (e := t.exception()) is not None]
         for error in errors:
             logger.warning("closing a Kafka connection failed: %s", type(error).__name__)
 

@@ -27,8 +27,21 @@ from kafkalocal import TopicFactory
 _INTEGRATION = Path(__file__).parent / "integration"
 
 
+# These test kafkalocal's own test broker (e.g. that it does not auto-create topics), not the
+# library: the Kafka-defaults round does not apply to them.
+_BROKER_SELF_TESTS = ("test_kafka_broker.py", "test_kafka_cluster.py")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark integration tests by location and cluster tests by fixture."""
+    not_applicable = [
+        item
+        for item in items
+        if item.path.name in _BROKER_SELF_TESTS and "[kafka-defaults" in item.nodeid
+    ]
+    if not_applicable:
+        config.hook.pytest_deselected(items=not_applicable)
+        items[:] = [item for item in items if item not in not_applicable]
     for item in items:
         if _INTEGRATION in item.path.parents:
             item.add_marker(pytest.mark.integration)

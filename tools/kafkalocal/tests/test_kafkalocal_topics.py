@@ -72,6 +72,17 @@ def test_cleanup_deletes_each_name_on_its_broker_once(
     assert len(deleted) == 3
 
 
+def test_two_fixtures_naming_one_broker_delete_each_name_once(
+    deleted: list[tuple[str, list[str]]],
+) -> None:
+    # e.g. a test that took kafka_bootstrap while it pointed at kafka_defaults_bootstrap:
+    # one DeleteTopics naming a topic twice is an INVALID_REQUEST for Kafka.
+    factory = TopicFactory("test_x", lambda: ["a:1", "a:1"])
+    one = factory("one")
+    factory.cleanup()
+    assert deleted == [("a:1", [one])]
+
+
 def test_a_failed_deletion_is_reported_after_the_others(
     deleted: list[tuple[str, list[str]]],
 ) -> None:

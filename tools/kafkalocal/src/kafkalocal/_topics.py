@@ -148,7 +148,8 @@ class TopicFactory:
                 endpoint = endpoint_of(each)
                 for planned, names in plan:
                     if planned == endpoint:
-                        names.append(name)
+                        if name not in names:  # two fixtures may name the same broker
+                            names.append(name)
                         break
                 else:
                     plan.append((endpoint, [name]))
