@@ -93,8 +93,8 @@ def encode_messages(
             if len(value) > room:
                 raise InvalidMessageError(
                     f"message {index} of the batch is {len(value)} bytes once encoded, over "
-                    f"the {room} bytes a record may hold (max_request_size="
-                    f"{max_record_bytes} less key and overhead); nothing was written: split "
-                    "the content, or raise max_request_size and the topic's max.message.bytes"
+                    f"the {room} bytes a record may hold (the {max_record_bytes}-byte request "
+                    "limit less key and overhead); nothing was written: split its content "
+                    "over several messages"
                 )
     return values

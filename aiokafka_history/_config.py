@@ -79,7 +79,7 @@ class KafkaSettings:
             if isinstance(self.bootstrap_servers, str)
             else list(self.bootstrap_servers)
         )
-        if not any(s.strip() for s in servers):
+        if not any(part.strip() for entry in servers for part in entry.split(",")):
             raise ConfigurationError(
                 "bootstrap_servers is empty: pass 'host:port' or a comma-separated list of them"
             )

@@ -36,6 +36,7 @@ __all__ = ["LogTimeouts", "TopicLayout", "TopicSessionLog", "TopicTail"]
 MARGIN = 1.0
 _TOPIC_APPEAR_TIMEOUT = 30.0
 _MAX_REQUEST_SIZE = 1024 * 1024  # aiokafka's default max_request_size
+_FOREVER = 10 * 365 * 24 * 3600.0  # a timeout longer than this is not a bound
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,8 +52,14 @@ class LogTimeouts:
     def __post_init__(self) -> None:
         for name in ("read", "write", "admin", "close", "metadata_max_age"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-                raise ConfigurationError(f"{name}_timeout must be > 0 seconds, got {value!r}")
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not 0 < value < _FOREVER
+            ):
+                raise ConfigurationError(
+                    f"{name}_timeout must be a finite number of seconds > 0, got {value!r}"
+                )
 
 
 @dataclass(slots=True)

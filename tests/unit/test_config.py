@@ -148,3 +148,16 @@ def test_an_unreachable_cluster_is_a_library_error_naming_the_address() -> None:
         # Nothing was kept half-open: the next call tries afresh and fails the same way.
         with pytest.raises(BrokerUnavailableError):
             _ = history.messages
+
+
+@pytest.mark.parametrize("option", ["read_timeout", "write_timeout", "admin_timeout"])
+@pytest.mark.parametrize("value", [0, -1, float("inf"), float("nan"), "5", True])
+def test_timeouts_must_be_finite_positive_seconds(option: str, value: object) -> None:
+    with pytest.raises(ConfigurationError, match=f"{option} must be a finite number"):
+        AsyncKafkaHistoryClient("b:1", **{option: value})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("servers", ["", " ", ",", " , ", [""], [",", " "]])
+def test_an_empty_bootstrap_list_is_refused(servers: object) -> None:
+    with pytest.raises(ConfigurationError, match="bootstrap_servers is empty"):
+        AsyncKafkaHistoryClient(servers)  # type: ignore[arg-type]
