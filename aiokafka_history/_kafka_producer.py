@@ -17,7 +17,10 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from ._kafka_internals import force_stop_producer, producer_failure
 
-__all__ = ["ProduceOutcome", "Producer"]
+__all__ = ["MAX_REQUEST_SIZE", "ProduceOutcome", "Producer"]
+
+#: aiokafka's default ``max_request_size``: the largest request, and so record, it sends.
+MAX_REQUEST_SIZE = 1024 * 1024
 
 logger = logging.getLogger("aiokafka_history")
 _partitioner = DefaultPartitioner()
@@ -60,13 +63,8 @@ class Producer:
             acks="all",
             enable_idempotence=True,
             linger_ms=0,
-            max_batch_size=self._kwargs.get("max_request_size", 1024 * 1024),
+            max_batch_size=MAX_REQUEST_SIZE,  # a call's messages fit one batch when they can
         )
-
-    @property
-    def max_request_size(self) -> int:
-        """The largest request (and so record) this producer sends."""
-        return int(self._kwargs.get("max_request_size", 1024 * 1024))
 
     @property
     def aiokafka_producer(self) -> Any:
@@ -113,7 +111,7 @@ class Producer:
     ) -> ProduceOutcome:
         """Append ``values`` to the key's partition, in order, and wait for acks=all.
 
-        Values go out in as few record batches as fit ``max_request_size`` (usually one, which
+        Values go out in as few record batches as fit :data:`MAX_REQUEST_SIZE` (usually one, which
         Kafka appends all or nothing). Returns within ``timeout`` seconds; on a timeout the
         producer is replaced, so a later call does not queue behind an undeliverable batch.
         """

@@ -24,6 +24,7 @@ from ._config import TopicSettings
 from ._deadline import within
 from ._errors import ConfigurationError, SessionWriteError
 from ._kafka_admin import TopicMissingError
+from ._kafka_producer import MAX_REQUEST_SIZE
 from ._naming import TopicNaming
 from ._records import Record, merge_in_write_order, take_first
 from ._session_log import BadRecords, StartPosition
@@ -35,7 +36,6 @@ __all__ = ["LogTimeouts", "TopicLayout", "TopicSessionLog", "TopicTail"]
 #: Added to every call's own timeout: the time to notice the deadline and clean up.
 MARGIN = 1.0
 _TOPIC_APPEAR_TIMEOUT = 30.0
-_MAX_REQUEST_SIZE = 1024 * 1024  # aiokafka's default max_request_size
 _FOREVER = 10 * 365 * 24 * 3600.0  # a timeout longer than this is not a bound
 
 
@@ -158,25 +158,33 @@ class TopicLayout:
 
     async def exists(self, session_id: str) -> bool:
         """Whether ``session_id`` has a topic (creates nothing)."""
-        topic = self.naming.topic_for(session_id)
-        with translating("admin", Subject(session_id, topic), "describing"):
-            return await within(self.timeouts.admin, self._exists(topic))
 
-    async def _exists(self, topic: str) -> bool:
-        transport = await self.connect()
-        self.forget(topic)
-        return await self.partitions(transport, topic, None) is not None
+        async def exists(transport: Transport, topic: str) -> bool:
+            return await self.partitions(transport, topic, None) is not None
+
+        return await self._on_topic(session_id, "describing", exists)
 
     async def delete(self, session_id: str) -> bool:
         """Delete ``session_id``'s topic; False when it did not exist."""
-        topic = self.naming.topic_for(session_id)
-        with translating("admin", Subject(session_id, topic), "deleting"):
-            return await within(self.timeouts.admin, self._delete(topic))
 
-    async def _delete(self, topic: str) -> bool:
-        transport = await self.connect()
-        self.forget(topic)
-        return await transport.admin.delete_topic(topic)
+        async def delete(transport: Transport, topic: str) -> bool:
+            return await transport.admin.delete_topic(topic)
+
+        return await self._on_topic(session_id, "deleting", delete)
+
+    async def _on_topic(
+        self, session_id: str, verb: str, op: Callable[[Transport, str], Awaitable[bool]]
+    ) -> bool:
+        """Run ``op`` on the session's topic afresh (nothing known is trusted), bounded."""
+        topic = self.naming.topic_for(session_id)
+
+        async def run() -> bool:
+            transport = await self.connect()
+            self.forget(topic)
+            return await op(transport, topic)
+
+        with translating("admin", Subject(session_id, topic), verb):
+            return await within(self.timeouts.admin, run())
 
 
 def _within_horizon(
@@ -368,7 +376,7 @@ class TopicSessionLog:
         """See :meth:`~._session_log.SessionLog.append`."""
         timeouts = self._layout.timeouts
         key = encode_session_key(self.session_id)
-        values = encode_messages(messages, key=key, max_record_bytes=_MAX_REQUEST_SIZE)
+        values = encode_messages(messages, key=key, max_record_bytes=MAX_REQUEST_SIZE)
         if not values:
             return
         started = time.monotonic()

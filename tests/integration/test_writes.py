@@ -117,7 +117,8 @@ def test_a_refused_write_raises_and_says_what_was_stored(
         error = info.value
         assert isinstance(error, ValueError)
         assert "nothing was written" in str(error)
-        assert "max_request_size" in str(error)
+        assert "1048576-byte request limit" in str(error)
+        assert "split its content over several messages" in str(error)
         assert "x" * 100 not in str(error)  # no payload in the message
         assert error.__cause__ is None
         assert history.messages == []
