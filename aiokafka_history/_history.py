@@ -300,7 +300,7 @@ class AsyncKafkaChatMessageHistory(  # type: ignore[override]
         """Append ``messages`` in order; returns once Kafka acknowledged every one.
 
         Every message is encoded and size-checked before anything is sent, and the call's
-        messages go to Kafka as one record batch when they fit in one request (1 MiB),
+        messages go to Kafka as one record batch when they fit in 64 KiB,
         which Kafka appends all or nothing.
 
         Raises:
