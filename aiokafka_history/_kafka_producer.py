@@ -15,6 +15,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import ProducerClosed
 from aiokafka.partitioner import DefaultPartitioner
 
+from ._deadline import within
 from ._kafka_internals import force_stop_producer, producer_failure
 
 __all__ = ["MAX_BATCH_SIZE", "MAX_REQUEST_SIZE", "ProduceOutcome", "Producer"]
@@ -79,7 +80,7 @@ class Producer:
         """Connect the current producer; concurrent callers share one attempt."""
         if self._closed:
             raise ProducerClosed()
-        if self._started is None or (self._started.done() and self._started.exception()):
+        if self._started is None or (self._started.done() and _failed(self._started)):
             self._started = asyncio.ensure_future(self._current.start())
         await asyncio.shield(self._started)
 
@@ -124,10 +125,12 @@ class Producer:
         failure = producer_failure(self._current)
         if failure is not None:
             self._replace(f"its sender stopped ({type(failure).__name__})")
-        await asyncio.wait_for(self.start(), max(0.001, deadline - loop.time()))
+        started = self._started
+        if started is None or not started.done() or _failed(started):
+            await within(max(0.001, deadline - loop.time()), self.start())
         producer = self._current
         partitions = sorted(
-            await asyncio.wait_for(producer.partitions_for(topic), deadline - loop.time())
+            await within(max(0.001, deadline - loop.time()), producer.partitions_for(topic))
         )
         partition = _partitioner(key, partitions, partitions)
         futures: list[tuple[int, asyncio.Future[Any]]] = []
@@ -155,7 +158,7 @@ class Producer:
                 )
 
         try:
-            await asyncio.wait_for(queue(), max(0.001, deadline - loop.time()))
+            await within(max(0.001, deadline - loop.time()), queue())
             queued_all = True
         except (asyncio.TimeoutError, TimeoutError) as exc:
             error = exc  # what was queued may still be delivered: indeterminate below
@@ -184,3 +187,7 @@ class Producer:
         elif producer_failure(producer) is not None:
             self._replace(f"its sender stopped ({type(producer_failure(producer)).__name__})")
         return ProduceOutcome(acknowledged, error, indeterminate, len(partitions))
+
+
+def _failed(task: asyncio.Task[None]) -> bool:
+    return task.cancelled() or task.exception() is not None
