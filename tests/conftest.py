@@ -9,6 +9,7 @@ topic names that are deleted after the test. Here:
                      from the broker(s) the test used.
 ``make_session_id``  function; ``make_session_id(label)`` makes as many as needed, same cleanup.
 ``anyio_backend``    session; "asyncio", for ``@pytest.mark.anyio`` tests.
+``socket_fds``       function; a callable counting the process's open sockets.
 ``kafka_bootstrap``  session, parametrised: the plugin's broker, then one with Kafka's defaults.
 
 Tests under ``tests/integration`` are marked ``integration``; tests that use
@@ -17,6 +18,7 @@ Tests under ``tests/integration`` are marked ``integration``; tests that use
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -66,6 +68,23 @@ def kafka_bootstrap(request: pytest.FixtureRequest, kafka_bootstrap: str) -> str
         defaults: str = request.getfixturevalue("kafka_defaults_bootstrap")
         return defaults
     return kafka_bootstrap
+
+
+def _count_socket_fds() -> int:
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}").startswith("socket:"):
+                count += 1
+        except OSError:
+            continue
+    return count
+
+
+@pytest.fixture
+def socket_fds() -> Callable[[], int]:
+    """Count this process's open sockets (Linux ``/proc``), for leak checks."""
+    return _count_socket_fds
 
 
 @pytest.fixture

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import os
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -21,17 +21,6 @@ from aiokafka_history import (
 )
 
 
-def _socket_fds() -> int:
-    count = 0
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            if os.readlink(f"/proc/self/fd/{fd}").startswith("socket:"):
-                count += 1
-        except OSError:
-            pass
-    return count
-
-
 def _settle(predicate: object, seconds: float = 10.0) -> None:
     deadline = time.monotonic() + seconds
     while not predicate() and time.monotonic() < deadline:  # type: ignore[operator]
@@ -40,7 +29,7 @@ def _settle(predicate: object, seconds: float = 10.0) -> None:
 
 
 def test_dropped_seed_style_histories_release_threads_and_sockets(
-    kafka_bootstrap: str, session_id: str
+    kafka_bootstrap: str, session_id: str, socket_fds: Callable[[], int]
 ) -> None:
     """``lambda sid: KafkaChatMessageHistory(sid, servers)``, as RunnableWithMessageHistory
     users write it: 200 objects used and dropped without close() leave nothing behind."""
@@ -57,7 +46,7 @@ def test_dropped_seed_style_histories_release_threads_and_sockets(
         gc.collect()
     assert any(m.startswith("unclosed <KafkaChatMessageHistory") for m in said), said
     threads_before = threading.active_count()
-    sockets_before = _socket_fds()
+    sockets_before = socket_fds()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ResourceWarning)
         for i in range(200):
@@ -69,20 +58,20 @@ def test_dropped_seed_style_histories_release_threads_and_sockets(
             del history
         gc.collect()
     _settle(lambda: threading.active_count() <= threads_before)
-    _settle(lambda: _socket_fds() <= sockets_before)
+    _settle(lambda: socket_fds() <= sockets_before)
     print(
         f"\n200 dropped histories: threads {threads_before} -> {threading.active_count()}, "
-        f"sockets {sockets_before} -> {_socket_fds()}"
+        f"sockets {sockets_before} -> {socket_fds()}"
     )
     assert threading.active_count() <= threads_before
-    assert _socket_fds() <= sockets_before
+    assert socket_fds() <= sockets_before
     with KafkaChatMessageHistory(session_id, kafka_bootstrap, messages_mode="full") as check:
         assert [m.content for m in check.messages] == [f"m{i}" for i in range(0, 200, 20)]
 
 
 @pytest.mark.parametrize("operation", ["add", "read", "last", "clear"])
 def test_cancelling_at_every_await_leaks_nothing(
-    kafka_bootstrap: str, session_id: str, operation: str
+    kafka_bootstrap: str, session_id: str, operation: str, socket_fds: Callable[[], int]
 ) -> None:
     """Cancel a first call (connect included) after 0..~100 ms, at every await it reaches."""
 
@@ -106,14 +95,14 @@ def test_cancelling_at_every_await_leaks_nothing(
         others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
         return [repr(t)[:300] for t in others], client.sockets()
 
-    sockets_before = _socket_fds()
+    sockets_before = socket_fds()
     for delay in (0, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128):
         # A fresh loop per delay: all_tasks() then sees only what this cancellation left.
         tasks_left, library_sockets = asyncio.run(once(delay))
         assert not tasks_left, f"tasks left after cancelling at {delay}s: {tasks_left}"
         assert library_sockets == 0
-    _settle(lambda: _socket_fds() <= sockets_before)
-    assert _socket_fds() <= sockets_before
+    _settle(lambda: socket_fds() <= sockets_before)
+    assert socket_fds() <= sockets_before
 
 
 def test_closing_while_other_threads_work_gives_them_library_errors_only(

@@ -3,44 +3,33 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
+from collections.abc import Callable
 
 import pytest
 
 from aiokafka_history import AsyncKafkaHistoryClient
 
 
-def _socket_fds() -> int:
-    count = 0
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            if os.readlink(f"/proc/self/fd/{fd}").startswith("socket:"):
-                count += 1
-        except OSError:
-            continue
-    return count
-
-
 @pytest.mark.anyio
 async def test_ten_thousand_histories_share_a_bounded_set_of_connections(
-    kafka_bootstrap: str,
+    kafka_bootstrap: str, socket_fds: Callable[[], int]
 ) -> None:
     prefix = f"it-scale-{uuid.uuid4().hex[:8]}."
     brokers = len(kafka_bootstrap.split(","))
 
-    before = _socket_fds()
+    before = socket_fds()
     async with AsyncKafkaHistoryClient(
         kafka_bootstrap, topic_prefix=prefix, max_readers=4
     ) as client:
         histories = [client.history(f"s{i}", messages_mode="full") for i in range(10_000)]
-        assert _socket_fds() == before  # making histories opens nothing
+        assert socket_fds() == before  # making histories opens nothing
         active = histories[:: 10_000 // 60]
         try:
             await asyncio.gather(*(h.aadd_user_message(h.session_id) for h in active))
             results = await asyncio.gather(*(h.aget_messages() for h in active))
             assert [[m.content for m in r] for r in results] == [[h.session_id] for h in active]
-            library_sockets, process_sockets = client.sockets(), _socket_fds() - before
+            library_sockets, process_sockets = client.sockets(), socket_fds() - before
         finally:
             await asyncio.gather(*(client.delete_session(h.session_id) for h in active))
 
