@@ -2,26 +2,22 @@
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Callable, Coroutine, Sequence
-from typing import Any, Literal, TypeVar
+from collections.abc import Sequence
+from typing import Literal
 
 from langchain_core.chat_history import BaseChatMessageHistory
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from typing_extensions import Unpack
 
 from ._blocking_twins import BlockingTwins
-from ._config import DEFAULT_TTL_MS, KafkaOptions, TopicSettings, topic_settings
+from ._config import DEFAULT_TTL_MS, KafkaOptions, topic_settings
 from ._engine import Engine
-from ._errors import ConfigurationError, HistoryClosedError
-from ._home_loop import call_on_loop
-from ._lifecycle import Closeable
+from ._errors import ConfigurationError
+from ._session_handle import SessionHandle, own_or_shared
 from ._session_log import StartPosition
 from ._tail import MessageTail
 
 __all__ = ["AsyncKafkaChatMessageHistory", "MessagesMode", "StartPosition"]
-
-T = TypeVar("T")
 
 MessagesMode = Literal["last_consumed", "full"]
 """What ``messages`` / ``aget_messages()`` return: new messages since the last read, or all."""
@@ -49,36 +45,29 @@ def _check_limits(max_message_count: int | None, max_time_sec: float | None) -> 
 
 
 class AsyncKafkaChatMessageHistory(  # type: ignore[override]
-    BlockingTwins, Closeable, BaseChatMessageHistory
+    SessionHandle, BlockingTwins, BaseChatMessageHistory
 ):
     """A LangChain chat message history stored in a Kafka topic, asyncio-native.
 
-    The topic is named after the session (see ``topic_prefix`` / ``encode_session_ids``) and
-    created on the first write or tail with ``partition`` partitions, ``replication_factor``
-    replicas and ``retention.ms = ttl_ms`` (never by a broker's topic auto-creation); an
-    existing topic is used as it is, and reading a session that has no topic creates nothing.
-    Nothing touches the network before the first call. Records are keyed by the session id,
-    written by an idempotent producer with ``acks=all``, and hold
-    ``json.dumps(message_to_dict(m))`` exactly as langchain_community writes them.
+    The session's topic is created on the first write or tail (never by a broker's topic
+    auto-creation; an existing topic is used as it is). Records are keyed by the session id,
+    written with ``acks=all`` by an idempotent producer, and hold
+    ``json.dumps(message_to_dict(m))`` exactly as langchain_community writes them. Reads
+    return in write order once caught up with the log's end as of the call's start; a record
+    that is not a message is skipped and logged once. The "last consumed" position is the
+    committed offset of a consumer group named after the topic, kept in Kafka. Every call ends
+    within the client's timeout for its kind; nothing touches the network before the first.
+    ``docs/semantics.md`` has the details.
 
-    Reads return as soon as they have caught up with the end of the log as it was when the
-    call began (or hold ``max_message_count`` messages, or ``max_time_sec`` passed), in write
-    order, even on a multi-partition topic written without keys. A record that is not a chat
-    message is skipped and logged once (or raises, with the client's
-    ``on_bad_record="raise"``). The "last consumed" position is kept in Kafka as the committed
-    offsets of a consumer group named after the topic (as langchain_community does), without
-    joining that group. Every call ends within the client's timeout for its kind.
+    ``messages_mode`` chooses what :attr:`messages` / :meth:`aget_messages` return:
+    ``"last_consumed"`` (default, as langchain_community: what is new since the last read,
+    moving the position) or ``"full"`` (the whole history, moving nothing: what
+    ``RunnableWithMessageHistory`` needs).
 
-    ``messages_mode`` chooses what :attr:`messages` and :meth:`aget_messages` return:
-    ``"last_consumed"`` (default, as langchain_community: only what is new since the last
-    read, moving the position) or ``"full"`` (the whole history every time, moving nothing:
-    what ``RunnableWithMessageHistory`` needs).
-
-    The async methods are native and must run on the client's event loop. The blocking ones
+    Async methods run on the client's event loop. The blocking ones LangChain requires
     (``messages``, ``add_messages``, ``clear``, ...) are for other threads while that loop
-    runs (LangChain's executor threads, a FastAPI sync background task); on the loop's own
-    thread, or before the history was used from async code, they raise
-    :class:`EventLoopError` — use :class:`KafkaChatMessageHistory` in blocking code.
+    runs; on the loop's own thread, or before any async use, they raise
+    :class:`EventLoopError`: blocking code uses :class:`KafkaChatMessageHistory`.
 
     Example::
 
@@ -122,61 +111,16 @@ class AsyncKafkaChatMessageHistory(  # type: ignore[override]
         encode_session_ids: bool = False,
         **kafka_options: Unpack[KafkaOptions],
     ) -> None:
-        self._closed = True  # quiet __del__ if the constructor raises
-        self._owns_client = False
         if messages_mode not in _MODES:
             raise ConfigurationError(
                 f"messages_mode must be one of {', '.join(_MODES)}, got {messages_mode!r}"
             )
         settings = topic_settings(ttl_ms, replication_factor, partition)
-        if client is None:
-            if bootstrap_servers is None:
-                raise ConfigurationError("pass bootstrap_servers, or client= to share one")
-            client = Engine(
-                bootstrap_servers,
-                topic_prefix=topic_prefix,
-                encode_session_ids=encode_session_ids,
-                **kafka_options,
-            )
-            owns = True
-        elif bootstrap_servers is not None or kafka_options or topic_prefix or encode_session_ids:
-            raise ConfigurationError(
-                "connection and naming options belong to the shared client: pass either "
-                "client= or bootstrap_servers and options, not both"
-            )
-        else:
-            owns = False
-        try:
-            self._log = client.session_log(session_id, settings, consumer_group)
-        except BaseException:
-            if owns:
-                client.close()
-            raise
-        self._client = client
-        self._owns_client = owns
+        engine, owns = own_or_shared(
+            client, bootstrap_servers, topic_prefix, encode_session_ids, kafka_options
+        )
         self.messages_mode: MessagesMode = messages_mode
-        self._closed = False
-
-    # Read from the session log rather than copied: an idle history stays small.
-    @property
-    def session_id(self) -> str:
-        """The session."""
-        return self._log.session_id
-
-    @property
-    def topic(self) -> str:
-        """The topic holding the session."""
-        return self._log.topic
-
-    @property
-    def consumer_group(self) -> str:
-        """The group whose committed offsets are the last consumed position."""
-        return self._log.consumer_group
-
-    @property
-    def topic_settings(self) -> TopicSettings:
-        """How the session's topic is created on first use."""
-        return self._log.settings
+        self._attach(engine, owns, session_id, settings, consumer_group)
 
     def __repr__(self) -> str:
         state = " closed" if self._closed else ""
@@ -188,11 +132,6 @@ class AsyncKafkaChatMessageHistory(  # type: ignore[override]
     def __str__(self) -> str:
         """The repr: LangChain's ``__str__`` would read (and consume) the session."""
         return repr(self)
-
-    @property
-    def client(self) -> Engine:
-        """The client whose connections this history uses (a private one if none was given)."""
-        return self._client
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -354,45 +293,3 @@ class AsyncKafkaChatMessageHistory(  # type: ignore[override]
         """
         self._check_open()
         return await self._log.delete()
-
-    # -- lifecycle --------------------------------------------------------------------------
-
-    @property
-    def closed(self) -> bool:
-        """Whether :meth:`aclose` or :meth:`close` was called."""
-        return self._closed
-
-    async def aclose(self) -> None:
-        """Release the history (and its private client); idempotent."""
-        if self._closed:
-            return
-        self._closed = True
-        if self._owns_client:
-            await self._client.aclose()
-
-    def close(self) -> None:
-        """Blocking twin of :meth:`aclose`; idempotent."""
-        if self._closed:
-            return
-        self._closed = True
-        if self._owns_client:
-            self._client.close()
-
-    def __del__(self, _warn: Callable[..., None] = warnings.warn) -> None:
-        if getattr(self, "_closed", True) or not self._owns_client:
-            return
-        if self._client.connected:
-            _warn(f"unclosed {self!r}", ResourceWarning, source=self, stacklevel=2)
-
-    # -- internals --------------------------------------------------------------------------
-
-    def _hop(self, method: str, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
-        self._check_open()
-        name = f"{type(self).__name__}.{method}"
-        return call_on_loop(self._client.home_loop, fn, *args, method=name)
-
-    def _check_open(self) -> None:
-        if self._closed or self._client.closed:
-            raise HistoryClosedError(
-                f"history of session {self.session_id!r} is closed; create a new one"
-            )

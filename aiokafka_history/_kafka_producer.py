@@ -18,7 +18,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from ._deadline import within
 from ._kafka_internals import force_stop_producer, producer_failure
 
-__all__ = ["MAX_BATCH_SIZE", "MAX_REQUEST_SIZE", "ProduceOutcome", "Producer"]
+__all__ = ["MAX_BATCH_SIZE", "MAX_REQUEST_SIZE", "SPLIT_BATCH_SIZE", "ProduceOutcome", "Producer"]
 
 #: aiokafka's default ``max_request_size``: the largest request, and so record, it sends.
 MAX_REQUEST_SIZE = 1024 * 1024
@@ -26,6 +26,9 @@ MAX_REQUEST_SIZE = 1024 * 1024
 #: batches would make reads of a few records fetch (and parse) more: Kafka returns whole
 #: batches, so ``last_messages(20)`` after a 2,000-message import would parse all 2,000.
 MAX_BATCH_SIZE = 64 * 1024
+#: A call too large for one batch is split anyway, so it is split finer (aiokafka's default
+#: batch size): a short read after a bulk import then parses at most this much extra.
+SPLIT_BATCH_SIZE = 16 * 1024
 
 logger = logging.getLogger("aiokafka_history")
 _partitioner = DefaultPartitioner()
@@ -116,9 +119,10 @@ class Producer:
     ) -> ProduceOutcome:
         """Append ``values`` to the key's partition, in order, and wait for acks=all.
 
-        Values go out in as few record batches as fit :data:`MAX_BATCH_SIZE` (usually one, which
-        Kafka appends all or nothing). Returns within ``timeout`` seconds; on a timeout the
-        producer is replaced, so a later call does not queue behind an undeliverable batch.
+        Values that fit :data:`MAX_BATCH_SIZE` go out as one record batch, which Kafka appends
+        all or nothing; larger calls go out in batches of about :data:`SPLIT_BATCH_SIZE`.
+        Returns within ``timeout`` seconds; on a timeout the producer is replaced, so a later
+        call does not queue behind an undeliverable batch.
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -140,10 +144,12 @@ class Producer:
         async def queue() -> None:
             # Several batches when the values exceed one request: a later one waits (in
             # aiokafka, up to request_timeout_ms) for room behind the earlier ones.
+            split = sum(len(v) for v in values) + len(key) * len(values) > MAX_BATCH_SIZE
             batch = producer.create_batch()
             count = 0
             for value in values:
-                if batch.append(key=key, value=value, timestamp=None) is None:
+                full = split and count and batch.size() >= SPLIT_BATCH_SIZE
+                if full or batch.append(key=key, value=value, timestamp=None) is None:
                     futures.append(
                         (count, await producer.send_batch(batch, topic, partition=partition))
                     )

@@ -36,6 +36,7 @@ class LoopThread:
         self._lock = threading.Lock()
         self._context: contextlib.AbstractContextManager[BlockingPortal] | None = None
         self._portal: BlockingPortal | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stopped = False
 
@@ -55,7 +56,7 @@ class LoopThread:
             if self._portal is None:
                 context = start_blocking_portal("asyncio", name=self.name)
                 portal = context.__enter__()
-                self._thread = portal.call(_current_thread)
+                self._thread, self._loop = portal.call(_current_thread_and_loop)
                 self._context, self._portal = context, portal
             return self._portal
 
@@ -71,7 +72,12 @@ class LoopThread:
                 "a blocking method was called from inside its own event loop thread; "
                 "await the async method instead"
             )
-        return self._ensure().call(fn, *args)
+        loop = self._loop
+        if loop is None or self._stopped:
+            return self._ensure().call(fn, *args)
+        # The hot path: straight onto the loop, without the portal's per-call task wrapper
+        # (about 30 us). A call still pending when the loop stops is cancelled with it.
+        return asyncio.run_coroutine_threadsafe(_awaited(fn, *args), loop).result()
 
     def submit(self, fn: Callable[..., Awaitable[T]], *args: Any) -> concurrent.futures.Future[T]:
         """Start ``fn(*args)`` on the loop and return its future at once."""
@@ -104,5 +110,9 @@ class LoopThread:
         context.__exit__(None, None, None)
 
 
-async def _current_thread() -> threading.Thread:
-    return threading.current_thread()
+async def _current_thread_and_loop() -> tuple[threading.Thread, asyncio.AbstractEventLoop]:
+    return threading.current_thread(), asyncio.get_running_loop()
+
+
+async def _awaited(fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+    return await fn(*args)
