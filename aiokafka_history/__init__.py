@@ -8,7 +8,7 @@ drop-in for langchain_community's class of the same name. ``AsyncKafkaHistoryCli
 from __future__ import annotations
 
 from ._client import AsyncKafkaHistoryClient
-from ._config import DEFAULT_TTL_MS, KafkaOptions, KafkaSettings
+from ._config import DEFAULT_TTL_MS, KafkaOptions, KafkaSettings, TopicSettings
 from ._errors import (
     AuthenticationError,
     BrokerUnavailableError,
@@ -27,7 +27,9 @@ from ._errors import (
     TopicAdminError,
 )
 from ._history import AsyncKafkaChatMessageHistory, MessagesMode, StartPosition
+from ._migrate import copy_sessions
 from ._naming import TopicNaming
+from ._sqlite_view import LocalView, SqliteView
 from ._sync import KafkaChatMessageHistory, KafkaHistoryClient
 from ._tail import BlockingMessageTail, MessageTail, ProxyMessageTail
 
@@ -52,6 +54,7 @@ __all__ = [
     "KafkaOperationError",
     "KafkaOptions",
     "KafkaSettings",
+    "LocalView",
     "MessageTail",
     "MessagesMode",
     "NotAuthorizedError",
@@ -59,8 +62,11 @@ __all__ = [
     "RecordDecodeError",
     "SessionReadError",
     "SessionWriteError",
+    "SqliteView",
     "StartPosition",
     "TopicAdminError",
     "TopicNaming",
+    "TopicSettings",
     "__version__",
+    "copy_sessions",
 ]

@@ -48,6 +48,13 @@ class AsyncKafkaHistoryClient(Engine):
         close_timeout: seconds closing may wait for connections to close (default 10).
         on_bad_record: ``"skip"`` (default: a record that is not a chat message is logged
             once by position and skipped) or ``"raise"`` (:class:`RecordDecodeError`).
+        shared_topic: store every session in this one topic (keyed by session, compacted)
+            instead of a topic per session: for services with many sessions. Created on first
+            use with ``shared_topic_settings``, or validated when it exists.
+        shared_topic_settings: partitions (default 12), replication and retention of the
+            shared topic (:class:`TopicSettings`); per-history topic settings are refused.
+        view: where the local view of the shared topic lives: ``":memory:"`` (default) or a
+            SQLite file path, from which a restarted process resumes instead of rebuilding.
         **kafka_options: aiokafka connection settings (security, SASL, timeouts, client id).
 
     Raises:

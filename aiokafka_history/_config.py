@@ -16,6 +16,7 @@ from ._errors import ConfigurationError
 __all__ = ["DEFAULT_TTL_MS", "KafkaOptions", "KafkaSettings", "TopicSettings", "topic_settings"]
 
 DEFAULT_TTL_MS = 7 * 24 * 60 * 60 * 1000  # 7 days, as langchain_community
+_HOUR_MS = 3_600_000
 _DAY_MS = 24 * 60 * 60 * 1000
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
@@ -175,6 +176,22 @@ class TopicSettings:
         if self.replication_factor >= 2:
             configs["min.insync.replicas"] = str(min(2, self.replication_factor))
             configs["unclean.leader.election.enable"] = "false"
+        return configs
+
+    def shared_topic_configs(self) -> dict[str, str]:
+        """The configs of a shared topic: compacted and, unless ``ttl_ms == -1``, retained.
+
+        A cleared or deleted session's records are tombstoned; the log cleaner removes them
+        once their segment is closed (``segment.ms``, 1 hour at most) and at most
+        ``max.compaction.lag.ms`` (1 hour) later, plus the cleaner's backoff. The tombstones
+        (keys only: the session id, no content) stay ``delete.retention.ms`` (1 day) so that a
+        view that was offline catches them; a view offline longer is rebuilt.
+        """
+        configs = self.topic_configs()
+        configs["cleanup.policy"] = "compact" if self.ttl_ms == -1 else "compact,delete"
+        configs["segment.ms"] = str(min(int(configs.get("segment.ms", _HOUR_MS)), _HOUR_MS))
+        configs["max.compaction.lag.ms"] = str(_HOUR_MS)
+        configs["delete.retention.ms"] = str(_DAY_MS)
         return configs
 
 

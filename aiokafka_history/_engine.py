@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import warnings
 from collections.abc import Callable
 
@@ -17,13 +18,18 @@ from typing_extensions import Unpack
 from ._config import KafkaOptions, KafkaSettings, TopicSettings
 from ._errors import ConfigurationError, EventLoopError, HistoryClosedError
 from ._lifecycle import Closeable
-from ._naming import TopicNaming
-from ._session_log import BadRecords, OnBadRecord, SessionLog
+from ._naming import TopicNaming, check_topic_name
+from ._session_log import BadRecords, OnBadRecord, SessionLayout, SessionLog
+from ._shared_log import SharedLayout
+from ._sqlite_view import LocalView, open_view
 from ._topic_log import LogTimeouts, TopicLayout
 from ._translate import connect_error
 from ._transport import Transport
 
-__all__ = ["Engine"]
+__all__ = ["DEFAULT_SHARED_PARTITIONS", "Engine"]
+
+#: Partitions of a shared topic created without ``shared_topic_settings``.
+DEFAULT_SHARED_PARTITIONS = 12
 
 logger = logging.getLogger("aiokafka_history")
 
@@ -55,6 +61,9 @@ class Engine(Closeable):
         admin_timeout: float = 30.0,
         close_timeout: float = 10.0,
         on_bad_record: OnBadRecord = "skip",
+        shared_topic: str | None = None,
+        shared_topic_settings: TopicSettings | None = None,
+        view: str | os.PathLike[str] | LocalView | None = None,
         **kafka_options: Unpack[KafkaOptions],
     ) -> None:
         self._closed = True  # until fully constructed, so __del__ stays quiet on errors
@@ -70,7 +79,33 @@ class Engine(Closeable):
             metadata_max_age=self.settings.metadata_max_age_ms / 1000,
         )
         self._bad_records = BadRecords(on_bad_record)
-        self._layout = TopicLayout(self._connect, self.naming, self.timeouts, self._bad_records)
+        self._layout: SessionLayout
+        if shared_topic is None:
+            if shared_topic_settings is not None or view is not None:
+                raise ConfigurationError(
+                    "shared_topic_settings and view are options of the shared layout: "
+                    "pass shared_topic too"
+                )
+            self._layout = TopicLayout(self._connect, self.naming, self.timeouts, self._bad_records)
+        else:
+            if topic_prefix or encode_session_ids:
+                raise ConfigurationError(
+                    "topic_prefix and encode_session_ids name per-session topics; with "
+                    "shared_topic every session lives in that one topic"
+                )
+            check_topic_name(shared_topic, "shared_topic")
+            if shared_topic_settings is None:
+                shared_topic_settings = TopicSettings(partition=DEFAULT_SHARED_PARTITIONS)
+            elif not isinstance(shared_topic_settings, TopicSettings):
+                raise ConfigurationError("shared_topic_settings must be a TopicSettings")
+            self._layout = SharedLayout(
+                self._connect,
+                shared_topic,
+                shared_topic_settings,
+                open_view(view),
+                self.timeouts,
+                self._bad_records,
+            )
         self._max_readers = max_readers
         self._transport: Transport | None = None
         self._home: asyncio.AbstractEventLoop | None = None
@@ -199,14 +234,23 @@ class Engine(Closeable):
         if transport is None:
             if self._closing is not None:
                 await asyncio.shield(self._closing)
+            self._layout.close_now()
             return
         running = _running_loop()
         if transport.loop is running:
-            await transport.close()
+            await self._close_on_home(transport)
         elif transport.loop.is_running():
             await asyncio.wrap_future(
-                asyncio.run_coroutine_threadsafe(transport.close(), transport.loop)
+                asyncio.run_coroutine_threadsafe(self._close_on_home(transport), transport.loop)
             )
+        else:
+            self._layout.close_now()
+
+    async def _close_on_home(self, transport: Transport) -> None:
+        try:
+            await self._layout.aclose()
+        finally:
+            await transport.close()
 
     def close(self) -> None:
         """Blocking twin of :meth:`aclose`; idempotent.
@@ -221,11 +265,12 @@ class Engine(Closeable):
         if transport is None or transport.loop.is_closed():
             self._closed = True
             self._transport = None
+            self._layout.close_now()
             return
         if transport.loop is _running_loop():
             self._closed = True
             self._transport = None
-            self._closing = transport.loop.create_task(transport.close())
+            self._closing = transport.loop.create_task(self._close_on_home(transport))
             return
         if transport.loop.is_running():
             future = asyncio.run_coroutine_threadsafe(self.aclose(), transport.loop)
@@ -233,6 +278,7 @@ class Engine(Closeable):
             return
         self._closed = True
         self._transport = None
+        self._layout.close_now()
 
     def __del__(self, _warn: Callable[..., None] = warnings.warn) -> None:
         if getattr(self, "_closed", True):

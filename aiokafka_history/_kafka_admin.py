@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.admin.records_to_delete import RecordsToDelete
 from aiokafka.errors import (
     KafkaError,
@@ -172,6 +173,24 @@ class Admin:
 
         self._leaders.pop(topic, None)
         return await self._retry(delete)
+
+    async def topic_config(self, topic: str) -> dict[str, str]:
+        """The topic's effective configs (name -> value; sensitive ones left out)."""
+
+        async def describe() -> dict[str, str]:
+            resource = ConfigResource(ConfigResourceType.TOPIC, topic)
+            responses = await self.client.describe_configs([resource])
+            out: dict[str, str] = {}
+            for response in responses:
+                for code, message, _type, _name, entries in response.resources:
+                    _raise_for(code, message or f"describe configs of topic {topic!r}")
+                    for entry in entries:
+                        name, value = entry[0], entry[1]
+                        if value is not None and not entry[4]:  # is_sensitive, in v0 and v1
+                            out[name] = value
+            return out
+
+        return await self._retry(describe)
 
     async def list_topics(self) -> list[str]:
         """Every topic name the cluster shows this principal."""

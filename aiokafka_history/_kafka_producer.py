@@ -115,9 +115,19 @@ class Producer:
             await asyncio.wait(set(self._retired), timeout=self._close_timeout)
 
     async def produce(
-        self, topic: str, key: bytes, values: Sequence[bytes], *, timeout: float
+        self,
+        topic: str,
+        key: bytes,
+        values: Sequence[bytes | None],
+        *,
+        timeout: float,
+        keys: Sequence[bytes] | None = None,
+        partition: int | None = None,
     ) -> ProduceOutcome:
         """Append ``values`` to the key's partition, in order, and wait for acks=all.
+
+        ``keys`` (one per value) replace ``key`` on the records, and ``partition`` the
+        partition chosen from ``key``; a None value is a tombstone.
 
         Values that fit :data:`MAX_BATCH_SIZE` go out as one record batch, which Kafka appends
         all or nothing; larger calls go out in batches of about :data:`SPLIT_BATCH_SIZE`.
@@ -136,7 +146,9 @@ class Producer:
         partitions = sorted(
             await within(max(0.001, deadline - loop.time()), producer.partitions_for(topic))
         )
-        partition = _partitioner(key, partitions, partitions)
+        if partition is None:
+            partition = _partitioner(key, partitions, partitions)
+        record_keys = [key] * len(values) if keys is None else list(keys)
         futures: list[tuple[int, asyncio.Future[Any]]] = []
         error: BaseException | None = None
         queued_all = False
@@ -144,10 +156,11 @@ class Producer:
         async def queue() -> None:
             # Several batches when the values exceed one request: a later one waits (in
             # aiokafka, up to request_timeout_ms) for room behind the earlier ones.
-            split = sum(len(v) for v in values) + len(key) * len(values) > MAX_BATCH_SIZE
+            size = sum(len(v or b"") for v in values) + sum(len(k) for k in record_keys)
+            split = size > MAX_BATCH_SIZE
             batch = producer.create_batch()
             count = 0
-            for value in values:
+            for key, value in zip(record_keys, values, strict=True):
                 full = split and count and batch.size() >= SPLIT_BATCH_SIZE
                 if full or batch.append(key=key, value=value, timestamp=None) is None:
                     futures.append(

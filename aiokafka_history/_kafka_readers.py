@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -16,7 +16,7 @@ from aiokafka.errors import ConsumerStoppedError
 
 from ._records import ReadResult, Record
 
-__all__ = ["ReaderPool"]
+__all__ = ["ReaderPool", "fetch_keyed"]
 
 
 class ReaderPool:
@@ -109,12 +109,22 @@ class ReaderPool:
     async def _start_reader(self) -> Any:
         return await self._start(fetch_max_wait_ms=50, max_partition_fetch_bytes=4 * 1024 * 1024)
 
-    async def open_consumer(self, topic: str, starts: Mapping[int, int]) -> Any:
+    async def open_consumer(
+        self, topic: str, starts: Mapping[int, int], *, follower: bool = False
+    ) -> Any:
         """A started consumer of its own (for a live tail) reading ``topic`` from ``starts``.
 
+        ``follower``: tuned to follow a whole topic (large fetches, for a local view).
         Stopped by :meth:`close_consumer` or with the pool.
         """
-        consumer = await self._start()
+        options: dict[str, Any] = {}
+        if follower:
+            options = {
+                "fetch_max_wait_ms": 100,
+                "max_partition_fetch_bytes": 8 * 1024 * 1024,
+                "fetch_max_bytes": 64 * 1024 * 1024,
+            }
+        consumer = await self._start(**options)
         consumer.assign([TopicPartition(topic, p) for p in starts])
         for p, offset in starts.items():
             consumer.seek(TopicPartition(topic, p), offset)
@@ -177,3 +187,25 @@ async def _stop_after(starting: asyncio.Future[Any], consumer: Any) -> None:
     if not starting.cancelled():
         starting.exception()  # retrieved: the caller already got it
     await consumer.stop()
+
+
+async def fetch_keyed(
+    consumer: Any, timeout: float, wanted: Iterable[int]
+) -> tuple[dict[int, list[Record]], dict[int, int]]:
+    """What a follower fetched (records with their keys, per partition), and its positions.
+
+    Positions (the next offset to read) are given for the partitions that returned records
+    and for those in ``wanted``.
+    """
+    # At most 5,000 records per call: turning them into records stays a few ms of loop time.
+    batch = await consumer.getmany(timeout_ms=max(1, int(timeout * 1000)), max_records=5000)
+    out = {
+        tp.partition: [Record(tp.partition, r.offset, r.timestamp, r.value, r.key) for r in rows]
+        for tp, rows in batch.items()
+    }
+    positions: dict[int, int] = {}
+    want = set(wanted) | set(out)
+    for tp in consumer.assignment():
+        if tp.partition in want:
+            positions[tp.partition] = await consumer.position(tp)
+    return out, positions

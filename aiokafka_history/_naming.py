@@ -35,6 +35,7 @@ __all__ = [
     "RESERVED_TOPIC_RULES",
     "ReservedTopicRule",
     "TopicNaming",
+    "check_topic_name",
     "reserved_topic_rule",
     "validate_topic_name",
 ]
@@ -144,6 +145,26 @@ def validate_topic_name(name: str) -> str | None:
         bad = sorted({c for c in name if not _LEGAL.fullmatch(c)})
         return f"it contains {''.join(bad)!r}"
     return None
+
+
+def check_topic_name(name: object, option: str) -> None:
+    """Raise unless ``name`` is a legal topic name that no rule reserves.
+
+    Raises:
+        ConfigurationError: the message names the option and the rule broken.
+    """
+    if not isinstance(name, str):
+        raise ConfigurationError(f"{option} must be a str, got {type(name).__name__}")
+    why = validate_topic_name(name)
+    if why is not None:
+        raise ConfigurationError(
+            f"{option} {name[:80]!r} is not a legal Kafka topic name because {why}; {_RULE}"
+        )
+    rule = reserved_topic_rule(name)
+    if rule is not None:
+        raise ConfigurationError(
+            f"{option} {name!r} is reserved: {rule.describe()} belong to {rule.owner}"
+        )
 
 
 def reserved_topic_rule(name: str) -> ReservedTopicRule | None:

@@ -11,12 +11,13 @@ __all__ = ["ReadResult", "Record", "merge_in_write_order", "take_first"]
 
 @dataclass(frozen=True, slots=True)
 class Record:
-    """One record as read: where it is, when it was written, its value."""
+    """One record as read: where it is, when it was written, its value (and key, if kept)."""
 
     partition: int
     offset: int
     timestamp: int
     value: bytes | None
+    key: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)

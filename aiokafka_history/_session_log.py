@@ -82,13 +82,17 @@ class BadRecords:
         return out
 
     def _log_once(self, topic: str, record: Record, exc: RecordDecodeError) -> None:
+        self.skipped(topic, record, str(exc))
+
+    def skipped(self, topic: str, record: Record, reason: str) -> None:
+        """Log, once per position, that ``record`` was skipped (its position, never payload)."""
         key = (topic, record.partition, record.offset)
         if key in self._logged:
             return
         self._logged[key] = None
         if len(self._logged) > _REMEMBERED:
             self._logged.popitem(last=False)
-        logger.warning("skipped a record that is not a chat message: %s", exc)
+        logger.warning("skipped a record that is not a chat message: %s", reason)
 
 
 class TailCursor(Protocol):
@@ -176,3 +180,9 @@ class SessionLayout(Protocol):
 
     async def delete(self, session_id: str) -> bool:
         """Remove ``session_id``'s storage; False when there was none."""
+
+    async def aclose(self) -> None:
+        """Stop what the layout runs (on the home loop); idempotent."""
+
+    def close_now(self) -> None:
+        """Release what the layout holds when its loop is gone; idempotent."""

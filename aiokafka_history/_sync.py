@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import os
 import threading
 import warnings
 import weakref
@@ -21,12 +22,13 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from typing_extensions import Unpack
 
 from ._client import AsyncKafkaHistoryClient
-from ._config import DEFAULT_TTL_MS, KafkaOptions
+from ._config import DEFAULT_TTL_MS, KafkaOptions, TopicSettings
 from ._errors import ConfigurationError, EventLoopError, HistoryClosedError
 from ._history import MessagesMode
 from ._lifecycle import Closeable
 from ._portal import LoopThread
 from ._session_log import OnBadRecord, StartPosition
+from ._sqlite_view import LocalView
 from ._tail import BlockingMessageTail, ProxyMessageTail
 
 __all__ = ["KafkaChatMessageHistory", "KafkaHistoryClient"]
@@ -66,6 +68,9 @@ class KafkaHistoryClient(Closeable):
         admin_timeout: float = 30.0,
         close_timeout: float = 10.0,
         on_bad_record: OnBadRecord = "skip",
+        shared_topic: str | None = None,
+        shared_topic_settings: TopicSettings | None = None,
+        view: str | os.PathLike[str] | LocalView | None = None,
         **kafka_options: Unpack[KafkaOptions],
     ) -> None:
         self._closed = True
@@ -79,6 +84,9 @@ class KafkaHistoryClient(Closeable):
             admin_timeout=admin_timeout,
             close_timeout=close_timeout,
             on_bad_record=on_bad_record,
+            shared_topic=shared_topic,
+            shared_topic_settings=shared_topic_settings,
+            view=view,
             **kafka_options,
         )
         self._thread = LoopThread("aiokafka-history")

@@ -22,13 +22,14 @@ from langchain_core.messages import BaseMessage
 from ._codec import encode_messages, encode_session_key
 from ._config import TopicSettings
 from ._deadline import within
-from ._errors import ConfigurationError, SessionWriteError
+from ._errors import ConfigurationError
 from ._kafka_admin import TopicMissingError
 from ._kafka_producer import MAX_REQUEST_SIZE
+from ._log_writes import raise_for_outcome, write_error
 from ._naming import TopicNaming
 from ._records import Record, merge_in_write_order, take_first
 from ._session_log import BadRecords, StartPosition
-from ._translate import Subject, describe, is_access_error, translating
+from ._translate import Subject, is_access_error, translating
 from ._transport import Transport
 
 __all__ = ["LogTimeouts", "TopicLayout", "TopicSessionLog", "TopicTail"]
@@ -171,6 +172,12 @@ class TopicLayout:
             return await transport.admin.delete_topic(topic)
 
         return await self._on_topic(session_id, "deleting", delete)
+
+    async def aclose(self) -> None:
+        """Nothing runs in the background of this layout."""
+
+    def close_now(self) -> None:
+        """Nothing to release."""
 
     async def _on_topic(
         self, session_id: str, verb: str, op: Callable[[Transport, str], Awaitable[bool]]
@@ -384,7 +391,7 @@ class TopicSessionLog:
             try:
                 transport, parts = await within(timeouts.write, self._partitions(create=True))
             except (TimeoutError, asyncio.TimeoutError) as exc:
-                raise self._write_error(0, len(values), exc, indeterminate=False) from exc
+                raise write_error(self._subject, 0, len(values), exc, indeterminate=False) from exc
         remaining = max(0.001, timeouts.write - (time.monotonic() - started))
         try:
             outcome = await transport.producer.produce(self.topic, key, values, timeout=remaining)
@@ -393,38 +400,13 @@ class TopicSessionLog:
                 with translating("admin", self._subject, "writing to"):
                     raise
             # Refused before anything was sent (no connection, no metadata in time).
-            raise self._write_error(0, len(values), exc, indeterminate=False) from exc
+            raise write_error(self._subject, 0, len(values), exc, indeterminate=False) from exc
         if parts is not None and outcome.partitions != len(parts):
             self._layout.forget(self.topic)  # repartitioned: read the new partitions too
         error = outcome.error
-        if error is None:
-            return
         if isinstance(error, UnknownTopicOrPartitionError) or outcome.indeterminate:
             self._layout.forget(self.topic)
-        if is_access_error(error):
-            with translating("admin", self._subject, "writing to"):
-                raise error
-        raise self._write_error(
-            outcome.acknowledged, len(values), error, indeterminate=outcome.indeterminate
-        ) from error
-
-    def _write_error(
-        self, acknowledged: int, total: int, error: BaseException, *, indeterminate: bool
-    ) -> SessionWriteError:
-        fate = (
-            "their outcome is unknown (they may still be stored)"
-            if indeterminate
-            else "the rest were not written"
-        )
-        cause = error.__cause__ if isinstance(error.__cause__, KafkaError) else error
-        return SessionWriteError(
-            f"only {acknowledged} of {total} messages to {self._subject} were acknowledged; "
-            f"{fate}: {describe(cause)}",
-            session_id=self.session_id,
-            topic=self.topic,
-            acknowledged=acknowledged,
-            indeterminate=indeterminate,
-        )
+        raise_for_outcome(self._subject, len(values), outcome)
 
     async def truncate(self) -> None:
         """See :meth:`~._session_log.SessionLog.truncate` (Kafka's DeleteRecords)."""

@@ -10,7 +10,12 @@ topic names that are deleted after the test. Here:
 ``make_session_id``  function; ``make_session_id(label)`` makes as many as needed, same cleanup.
 ``anyio_backend``    session; "asyncio", for ``@pytest.mark.anyio`` tests.
 ``socket_fds``       function; a callable counting the process's open sockets.
+``open_history``     function; ``with open_history(session_id, **options) as history`` in the
+                     test's layout (a blocking ``KafkaChatMessageHistory``).
+``aopen_history``    function; the same with ``async with`` and an ``AsyncKafkaChatMessageHistory``.
 ``kafka_bootstrap``  session, parametrised: the plugin's broker, then one with Kafka's defaults.
+``layout``           function, parametrised: client options of each storage layout, ``{}``
+                     (a topic per session) or a fresh ``shared_topic`` (deleted afterwards).
 
 Tests under ``tests/integration`` are marked ``integration``; tests that use
 ``kafka_cluster`` are marked ``cluster``.
@@ -18,12 +23,22 @@ Tests under ``tests/integration`` are marked ``integration``; tests that use
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from aiokafka_history import (
+    AsyncKafkaChatMessageHistory,
+    AsyncKafkaHistoryClient,
+    KafkaChatMessageHistory,
+    KafkaHistoryClient,
+    KafkaOptions,
+    TopicSettings,
+)
 from kafkalocal import TopicFactory
 
 _INTEGRATION = Path(__file__).parent / "integration"
@@ -85,6 +100,84 @@ def _count_socket_fds() -> int:
 def socket_fds() -> Callable[[], int]:
     """Count this process's open sockets (Linux ``/proc``), for leak checks."""
     return _count_socket_fds
+
+
+LAYOUTS = ("topic-per-session", "shared-topic")
+
+
+@pytest.fixture(params=LAYOUTS)
+def layout(request: pytest.FixtureRequest, kafka_topics: TopicFactory) -> dict[str, Any]:
+    """Client options of a storage layout; a history behaviour test takes it to run in both.
+
+    Pass them to ``AsyncKafkaHistoryClient`` / ``KafkaHistoryClient`` (``**layout``). The
+    shared topic is made fresh for the test (3 partitions) and deleted afterwards.
+    """
+    if request.param == "topic-per-session":
+        return {}
+    return {
+        "shared_topic": kafka_topics("shared"),
+        "shared_topic_settings": TopicSettings(partition=3),
+    }
+
+
+# Options of the client rather than of a history, split off when a history is opened through
+# a client (the shared layout exists only on a client).
+_CLIENT_OPTIONS = frozenset(
+    set(KafkaOptions.__annotations__)
+    | {"max_readers", "read_timeout", "write_timeout", "admin_timeout", "close_timeout"}
+    | {"on_bad_record", "topic_prefix", "encode_session_ids"}
+)
+
+
+def _split(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    client = {k: v for k, v in options.items() if k in _CLIENT_OPTIONS}
+    return client, {k: v for k, v in options.items() if k not in _CLIENT_OPTIONS}
+
+
+@pytest.fixture
+def open_history(
+    kafka_bootstrap: str, layout: dict[str, Any]
+) -> Callable[..., contextlib.AbstractContextManager[KafkaChatMessageHistory]]:
+    """Open a blocking history of a session in the test's storage layout."""
+
+    @contextlib.contextmanager
+    def open_(session_id: str, **options: Any) -> Iterator[KafkaChatMessageHistory]:
+        if not layout:
+            with KafkaChatMessageHistory(session_id, kafka_bootstrap, **options) as history:
+                yield history
+            return
+        client_options, history_options = _split(options)
+        with (
+            KafkaHistoryClient(kafka_bootstrap, **layout, **client_options) as client,
+            client.history(session_id, **history_options) as history,
+        ):
+            yield history
+
+    return open_
+
+
+@pytest.fixture
+def aopen_history(
+    kafka_bootstrap: str, layout: dict[str, Any]
+) -> Callable[..., contextlib.AbstractAsyncContextManager[AsyncKafkaChatMessageHistory]]:
+    """Open an async history of a session in the test's storage layout."""
+
+    @contextlib.asynccontextmanager
+    async def open_(session_id: str, **options: Any) -> AsyncIterator[AsyncKafkaChatMessageHistory]:
+        if not layout:
+            async with AsyncKafkaChatMessageHistory(
+                session_id, kafka_bootstrap, **options
+            ) as history:
+                yield history
+            return
+        client_options, history_options = _split(options)
+        async with (
+            AsyncKafkaHistoryClient(kafka_bootstrap, **layout, **client_options) as client,
+            client.history(session_id, **history_options) as history,
+        ):
+            yield history
+
+    return open_
 
 
 @pytest.fixture

@@ -1,0 +1,112 @@
+r"""Record keys of the shared topic, and the partition of a session. Pure logic, no I/O.
+
+Every record of the shared topic is keyed ``SESSION \x00 KIND [REST]``:
+
+- ``m`` + 16 hex digits: a chat message (a key of its own, so a tombstone removes exactly it);
+- ``p`` + group: the last consumed position of the session for that group (latest wins);
+- ``c``: a clear marker: everything of the session before it is gone.
+
+The partition is chosen from the session part alone, with Kafka's default partitioner
+(murmur2), so a session's records share one partition, in write order, and compaction
+keeps exactly the latest record of each key.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Literal
+
+from aiokafka.partitioner import murmur2
+
+from ._errors import InvalidSessionIdError
+
+__all__ = [
+    "MAX_SESSION_BYTES",
+    "SharedKey",
+    "check_session_id",
+    "clear_key",
+    "message_key",
+    "parse_key",
+    "partition_for",
+    "position_key",
+]
+
+#: The longest session id in UTF-8 bytes (a key is sent with every record).
+MAX_SESSION_BYTES = 1024
+_SEP = b"\x00"
+
+
+def check_session_id(session_id: object) -> bytes:
+    """The UTF-8 bytes of a valid shared-layout session id.
+
+    Raises:
+        InvalidSessionIdError: not a non-empty str, contains NUL, or over the length limit.
+    """
+    if not isinstance(session_id, str) or not session_id:
+        raise InvalidSessionIdError(
+            f"session_id must be a non-empty str, got {type(session_id).__name__}"
+        )
+    if "\x00" in session_id:
+        raise InvalidSessionIdError("session_id must not contain NUL ('\x00') characters")
+    try:
+        raw = session_id.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidSessionIdError("session_id must be encodable as UTF-8") from None
+    if len(raw) > MAX_SESSION_BYTES:
+        raise InvalidSessionIdError(
+            f"session_id must be at most {MAX_SESSION_BYTES} bytes in UTF-8, got {len(raw)}"
+        )
+    return raw
+
+
+def partition_for(session: bytes, partitions: int) -> int:
+    """The partition of every record of ``session`` (Kafka's default partitioner)."""
+    hashed: int = murmur2(session)
+    return (hashed & 0x7FFFFFFF) % partitions
+
+
+def message_key(session: bytes) -> bytes:
+    """A fresh key for one message of ``session``."""
+    return session + _SEP + b"m" + secrets.token_hex(8).encode("ascii")
+
+
+def position_key(session: bytes, group: str) -> bytes:
+    """The key of ``session``'s last consumed position for ``group``."""
+    return session + _SEP + b"p" + group.encode("utf-8")
+
+
+def clear_key(session: bytes) -> bytes:
+    """The key of ``session``'s clear marker."""
+    return session + _SEP + b"c"
+
+
+@dataclass(frozen=True, slots=True)
+class SharedKey:
+    """A parsed key: whose, what kind, and the rest (the group of a position)."""
+
+    session: str
+    kind: Literal["m", "p", "c"]
+    rest: str
+
+
+def parse_key(key: bytes | None) -> SharedKey | None:
+    """The parsed key, or None when it is not one of this layout's keys."""
+    if not key:
+        return None
+    session, sep, tail = key.partition(_SEP)
+    if not sep or not session or not tail:
+        return None
+    kind = tail[:1]
+    try:
+        name = session.decode("utf-8")
+        rest = tail[1:].decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if kind == b"m" and len(rest) == 16:
+        return SharedKey(name, "m", rest)
+    if kind == b"p" and rest:
+        return SharedKey(name, "p", rest)
+    if kind == b"c" and not rest:
+        return SharedKey(name, "c", "")
+    return None

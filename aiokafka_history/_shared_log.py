@@ -1,0 +1,666 @@
+r"""The shared-topic layout: every session in one keyed topic, read from a local view.
+
+Implements :class:`~._session_log.SessionLog` like ``_topic_log.py`` does, for services with
+many sessions. Records are keyed ``session \x00 kind ...`` (``_shared_keys.py``) and a
+session's records share one partition. A follower task applies the whole topic, in offset
+order, to a local view (``_sqlite_view.py``); reads first ask the partition's end offset and
+wait (within the read timeout) until the view has applied it, so a read sees every write
+acknowledged before it began, in any process. The last consumed position of a session is a
+record of its own (latest wins under compaction). Clearing writes a clear marker that hides
+everything before it, then a tombstone per message so compaction removes them physically.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+from aiokafka.errors import ConsumerStoppedError, KafkaError
+from langchain_core.messages import BaseMessage
+
+from ._codec import encode_messages
+from ._config import TopicSettings
+from ._deadline import within
+from ._errors import ConfigurationError, TopicAdminError
+from ._kafka_admin import TopicMissingError
+from ._kafka_producer import MAX_REQUEST_SIZE
+from ._kafka_readers import fetch_keyed
+from ._log_writes import raise_for_outcome, write_error
+from ._records import Record
+from ._session_log import BadRecords, StartPosition
+from ._shared_keys import (
+    check_session_id,
+    clear_key,
+    message_key,
+    parse_key,
+    partition_for,
+    position_key,
+)
+from ._sqlite_view import LocalView, Row, ViewRecord, ViewThread
+from ._topic_log import MARGIN, LogTimeouts
+from ._translate import Subject, is_access_error, translating
+from ._transport import Transport
+
+__all__ = ["SharedLayout", "SharedSessionLog", "SharedTail", "check_shared_configs"]
+
+T = TypeVar("T")
+logger = logging.getLogger("aiokafka_history")
+
+_TOPIC_APPEAR_TIMEOUT = 30.0
+_PRUNE_EVERY = 5.0  # seconds between drops of what retention removed from the topic
+_DEFAULT_DELETE_RETENTION_MS = 86_400_000
+
+
+def check_shared_configs(topic: str, configs: Mapping[str, str]) -> None:
+    """Refuse a shared topic whose settings would lose or keep data against the contract.
+
+    Raises:
+        ConfigurationError: ``cleanup.policy`` lacks ``compact`` (deleted sessions would stay
+            on disk until retention), or the topic is not keyed by offset order.
+    """
+    policy = {p.strip() for p in configs.get("cleanup.policy", "delete").split(",")}
+    if "compact" not in policy:
+        raise ConfigurationError(
+            f"shared topic {topic!r} has cleanup.policy={configs.get('cleanup.policy')!r}: "
+            "a shared topic needs 'compact' (or 'compact,delete') so that cleared and deleted "
+            "sessions are removed physically; fix the topic or use another name"
+        )
+
+
+class SharedLayout:
+    """Every session of one client in the topic ``topic``, served by a local view.
+
+    ``settings`` are the topic's: partitions, replication, retention (``ttl_ms``).
+    """
+
+    def __init__(
+        self,
+        connect: Callable[[], Awaitable[Transport]],
+        topic: str,
+        settings: TopicSettings,
+        view: LocalView,
+        timeouts: LogTimeouts,
+        bad_records: BadRecords,
+    ) -> None:
+        self.connect = connect
+        self.topic = topic
+        self.settings = settings
+        self.timeouts = timeouts
+        self.bad_records = bad_records
+        self.view = view
+        self.views = ViewThread(view, "aiokafka-history-view")
+        self.partitions = 0
+        self._applied: dict[int, int] = {}
+        self._wanted: Counter[int] = Counter()
+        self._advanced: asyncio.Event | None = None
+        self._starting: asyncio.Task[Transport] | None = None
+        self._follower: asyncio.Task[None] | None = None
+        self._failure: BaseException | None = None
+        self._closed = False
+
+    def log(
+        self, session_id: str, *, settings: TopicSettings, consumer_group: str | None
+    ) -> SharedSessionLog:
+        """The log of ``session_id``; validates it, no I/O."""
+        raw = check_session_id(session_id)
+        if settings != TopicSettings():
+            raise ConfigurationError(
+                "ttl_ms, replication_factor and partition belong to the shared topic (the "
+                "client's shared_topic_settings), not to one of its sessions"
+            )
+        if consumer_group is not None and (
+            not isinstance(consumer_group, str) or not consumer_group
+        ):
+            raise ConfigurationError("consumer_group must be a non-empty string or None")
+        return SharedSessionLog(self, session_id, raw, consumer_group or self.topic)
+
+    # -- start and follow -------------------------------------------------------------------
+
+    async def ready(self) -> Transport:
+        """The transport, once the topic exists (created or validated) and is followed."""
+        if self._closed:
+            raise ConsumerStoppedError  # translated: the client was closed
+        if self._failure is not None:
+            raise self._failure
+        starting = self._starting
+        if starting is None or (starting.done() and _failed(starting)):
+            starting = self._starting = asyncio.ensure_future(self._start())
+        return await asyncio.shield(starting)
+
+    async def _start(self) -> Transport:
+        transport = await self.connect()
+        admin = transport.admin
+        try:
+            parts = await admin.describe(self.topic)
+        except TopicMissingError:
+            await admin.create_topic(
+                self.topic,
+                partitions=self.settings.partition,
+                replication_factor=self.settings.replication_factor,
+                configs=self.settings.shared_topic_configs(),
+            )
+            parts = await self._appear(transport)
+            configs = self.settings.shared_topic_configs()
+        else:
+            configs = await admin.topic_config(self.topic)
+            check_shared_configs(self.topic, configs)
+        keep = int(configs.get("delete.retention.ms", _DEFAULT_DELETE_RETENTION_MS)) / 1000
+        applied = await self.views.run(self.view.bind, self.topic, len(parts), time.time() - keep)
+        begins, _ = await admin.offsets_bounds(self.topic, parts)
+        for p, start in begins.items():
+            if applied.get(p, 0) < start:
+                await self.views.run(self.view.prune, p, start)
+        starts = {p: max(applied.get(p, 0), begins[p]) for p in parts}
+        self.partitions = len(parts)
+        self._applied = dict(starts)
+        self._advanced = asyncio.Event()
+        consumer = await transport.readers.open_consumer(self.topic, starts, follower=True)
+        self._follower = asyncio.ensure_future(self._follow(transport, consumer))
+        return transport
+
+    async def _appear(self, transport: Transport) -> list[int]:
+        deadline = time.monotonic() + _TOPIC_APPEAR_TIMEOUT
+        while True:
+            try:
+                return await transport.admin.describe(self.topic)
+            except TopicMissingError:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.05)
+
+    async def _follow(self, transport: Transport, consumer: Any) -> None:
+        """Apply the topic to the view, partition by partition in offset order, until closed."""
+        pruned = time.monotonic()
+        try:
+            while not self._closed and not transport.closed:
+                try:
+                    batch, positions = await fetch_keyed(consumer, 0.5, list(self._wanted))
+                except ConsumerStoppedError:
+                    return
+                except KafkaError as exc:  # aiokafka retries itself; never stop following
+                    logger.warning("following %r failed (%s); retrying", self.topic, exc)
+                    await asyncio.sleep(0.5)
+                    continue
+                for p, records in batch.items():
+                    after = positions.get(p, records[-1].offset + 1)
+                    # Parsing and applying run on the view thread: a big batch (a rebuild)
+                    # never holds the event loop.
+                    strays = await self.views.run(self._apply, p, records, after)
+                    for record in strays:
+                        self.bad_records.skipped(
+                            self.topic,
+                            record,
+                            f"record {self.topic}[{record.partition}]@{record.offset} has no "
+                            "key of this layout (session \\x00 kind)",
+                        )
+                    self._applied[p] = after
+                for p, position in positions.items():
+                    self._applied[p] = max(self._applied.get(p, 0), position)
+                self._wake()
+                if time.monotonic() - pruned > _PRUNE_EVERY:
+                    pruned = time.monotonic()
+                    await self._prune(transport)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            logger.error("the view of %r stopped: %s", self.topic, type(exc).__name__)
+            self._failure = TopicAdminError(
+                f"the local view of shared topic {self.topic!r} stopped "
+                f"({type(exc).__name__}); create a new client",
+                session_id="",
+                topic=self.topic,
+            )
+            self._wake()
+
+    async def _prune(self, transport: Transport) -> None:
+        """Drop from the view what retention removed from the topic."""
+        with contextlib.suppress(KafkaError, asyncio.TimeoutError, TimeoutError):
+            parts = list(range(self.partitions))
+            begins = await within(
+                self.timeouts.admin, transport.admin.offsets_bounds(self.topic, parts)
+            )
+            for p, start in begins[0].items():
+                await self.views.run(self.view.prune, p, start)
+
+    def _apply(self, partition: int, records: list[Record], after: int) -> list[Record]:
+        """On the view thread: apply ``records``; returns those that are not this layout's."""
+        items: list[ViewRecord] = []
+        strays: list[Record] = []
+        for record in records:
+            key = parse_key(record.key)
+            value = record.value
+            if (
+                key is None
+                or record.key is None
+                or (key.kind == "p" and value is not None and not value.strip().isdigit())
+            ):
+                strays.append(record)
+                continue
+            items.append(
+                ViewRecord(
+                    record.offset,
+                    record.timestamp,
+                    key.session,
+                    key.kind,
+                    key.rest,
+                    record.key,
+                    value,
+                )
+            )
+        self.view.apply(partition, items, after)
+        return strays
+
+    def _wake(self) -> None:
+        event = self._advanced
+        if event is not None:
+            self._advanced = asyncio.Event()
+            event.set()
+
+    async def caught_up(self, transport: Transport, partition: int) -> int:
+        """The partition's end offset, once the view has applied everything before it."""
+        end = (await transport.admin.end_offsets(self.topic, [partition]))[partition]
+        await self.applied_up_to(partition, end)
+        return end
+
+    async def applied_up_to(self, partition: int, offset: int) -> None:
+        """Wait until the view has applied ``partition`` below ``offset``."""
+        self._wanted[partition] += 1
+        try:
+            while self._applied.get(partition, 0) < offset:
+                if self._failure is not None:
+                    raise self._failure
+                if self._closed or self._advanced is None:
+                    raise ConsumerStoppedError
+                await self._advanced.wait()
+        finally:
+            self._wanted[partition] -= 1
+            if self._wanted[partition] <= 0:
+                del self._wanted[partition]
+
+    def applied(self, partition: int) -> int:
+        """Below which offset ``partition`` is applied."""
+        return self._applied.get(partition, 0)
+
+    async def wait_for_change(self, timeout: float) -> None:
+        """Wait until the view applied something (or ``timeout`` passed)."""
+        event = self._advanced
+        if event is None or self._closed:
+            return
+        with contextlib.suppress(asyncio.TimeoutError, TimeoutError):
+            await within(timeout, event.wait())
+
+    # -- sessions ---------------------------------------------------------------------------
+
+    async def sessions(self) -> list[str]:
+        """Every session with messages or a position, sorted (reads every partition)."""
+        subject = Subject("", self.topic)
+
+        async def run() -> list[str]:
+            transport = await self.ready()
+            parts = list(range(self.partitions))
+            ends = await transport.admin.end_offsets(self.topic, parts)
+            for p, end in ends.items():
+                await self.applied_up_to(p, end)
+            return await self.views.run(self.view.sessions)
+
+        with translating("admin", subject, "listing the sessions of"):
+            return await within(self.timeouts.admin, run())
+
+    async def exists(self, session_id: str) -> bool:
+        """Whether ``session_id`` has messages or a stored position."""
+        return await self.log(session_id, settings=TopicSettings(), consumer_group=None).has_state()
+
+    async def delete(self, session_id: str) -> bool:
+        """Remove ``session_id`` for good; False when it had nothing stored."""
+        return await self.log(session_id, settings=TopicSettings(), consumer_group=None).delete()
+
+    async def aclose(self) -> None:
+        """Stop following and close the view; idempotent."""
+        self._closed = True
+        follower, self._follower = self._follower, None
+        if follower is not None:
+            follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await follower
+        self._wake()
+        self.views.close()
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`aclose` was called."""
+        return self._closed
+
+    def close_now(self) -> None:
+        """Close from outside the loop (the loop is gone): the view only."""
+        self._closed = True
+        self.views.close()
+
+
+class SharedSessionLog:
+    """One session in the shared topic. See :class:`~._session_log.SessionLog`."""
+
+    __slots__ = ("_layout", "_lock", "_raw", "consumer_group", "session_id")
+
+    def __init__(
+        self, layout: SharedLayout, session_id: str, raw: bytes, consumer_group: str
+    ) -> None:
+        self._layout = layout
+        self._raw = raw
+        self.session_id = session_id
+        self.consumer_group = consumer_group
+        self._lock: asyncio.Lock | None = None
+
+    @property
+    def topic(self) -> str:
+        """The shared topic."""
+        return self._layout.topic
+
+    @property
+    def settings(self) -> TopicSettings:
+        """The shared topic's settings."""
+        return self._layout.settings
+
+    @property
+    def subject(self) -> Subject:
+        """The session and its topic, for messages."""
+        return Subject(self.session_id, self._layout.topic)
+
+    @property
+    def layout(self) -> SharedLayout:
+        """The layout this log belongs to."""
+        return self._layout
+
+    def _partition(self) -> int:
+        return partition_for(self._raw, self._layout.partitions)
+
+    async def _rows(self, fn: Callable[..., T], *args: object) -> T:
+        return await self._layout.views.run(fn, *args)
+
+    # -- reads ------------------------------------------------------------------------------
+
+    async def read(
+        self,
+        start: StartPosition,
+        *,
+        limit: int | None,
+        max_time: float | None,
+        commit: bool,
+    ) -> list[BaseMessage]:
+        """See :meth:`~._session_log.SessionLog.read`."""
+        timeout = max_time if max_time is not None else self._layout.timeouts.read
+        with translating("read", self.subject, "reading"):
+            return await within(
+                timeout + MARGIN, self._read(start, limit, timeout, commit, max_time is not None)
+            )
+
+    async def _read(
+        self, start: StartPosition, limit: int | None, timeout: float, commit: bool, partial: bool
+    ) -> list[BaseMessage]:
+        layout = self._layout
+        deadline = time.monotonic() + timeout
+        transport = await within(timeout, layout.ready())
+        p = self._partition()
+        end = (await transport.admin.end_offsets(layout.topic, [p]))[p]
+        try:
+            await within(max(0.001, deadline - time.monotonic()), layout.applied_up_to(p, end))
+        except (asyncio.TimeoutError, TimeoutError):
+            if not partial:
+                raise TimeoutError from None
+            end = layout.applied(p)  # max_time_sec: what the view holds by now
+        if not commit:
+            return await self._read_rows(transport, p, start, end, limit, commit=False)
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            return await self._read_rows(transport, p, start, end, limit, commit=True)
+
+    async def _read_rows(
+        self,
+        transport: Transport,
+        p: int,
+        start: StartPosition,
+        end: int,
+        limit: int | None,
+        *,
+        commit: bool,
+    ) -> list[BaseMessage]:
+        view = self._layout.view
+        known: int | None = None
+        if start == "latest":
+            begin = end
+        elif start == "beginning":
+            begin = 0
+        else:
+            known = await self._rows(view.position, self.session_id, self.consumer_group)
+            begin = min(known or 0, end)
+        if commit and known is None:
+            known = await self._rows(view.position, self.session_id, self.consumer_group)
+        taken: list[tuple[Record, BaseMessage]] = []
+        position = cursor = begin
+        while cursor < end:
+            want = None if limit is None else limit - len(taken)
+            if want == 0:
+                break
+            rows = await self._rows(view.rows, self.session_id, cursor, end, want)
+            taken.extend(self.decode(p, rows))
+            if want is None or len(rows) < want:
+                position = end  # everything up to the end was consumed
+                break
+            position = cursor = rows[-1].offset + 1
+        if start == "latest":
+            position = end
+        if commit and position != known:
+            await self._commit(transport, p, position)
+        return [message for _, message in taken]
+
+    def decode(self, p: int, rows: Sequence[Row]) -> list[tuple[Record, BaseMessage]]:
+        records = [Record(p, r.offset, r.timestamp, r.value) for r in rows]
+        return self._layout.bad_records.decode(self._layout.topic, records)
+
+    async def _commit(self, transport: Transport, p: int, position: int) -> None:
+        key = position_key(self._raw, self.consumer_group)
+        outcome = await transport.producer.produce(
+            self._layout.topic,
+            key,
+            [str(position).encode("ascii")],
+            timeout=self._layout.timeouts.write,
+            partition=p,
+        )
+        if outcome.error is not None:
+            raise outcome.error
+
+    async def commit_position(self, p: int, position: int) -> None:
+        """Store ``position`` as the last consumed position (for tails)."""
+        transport = await self._layout.ready()
+        await self._commit(transport, p, position)
+
+    async def last(self, count: int) -> list[BaseMessage]:
+        """See :meth:`~._session_log.SessionLog.last`."""
+        timeout = self._layout.timeouts.read
+        with translating("read", self.subject, "reading"):
+            return await within(timeout + MARGIN, self._last(count, timeout))
+
+    async def _last(self, count: int, timeout: float) -> list[BaseMessage]:
+        layout = self._layout
+        transport = await within(timeout, layout.ready())
+        p = self._partition()
+        end = await layout.caught_up(transport, p)
+        found: list[tuple[Record, BaseMessage]] = []
+        before: int | None = None
+        while len(found) < count:
+            need = count - len(found)
+            rows = await self._rows(layout.view.last_rows, self.session_id, end, need, before)
+            found[:0] = self.decode(p, rows)
+            if len(rows) < need:
+                break
+            before = rows[0].offset
+        return [message for _, message in found[-count:]]
+
+    # -- writes -----------------------------------------------------------------------------
+
+    async def append(self, messages: Sequence[BaseMessage]) -> None:
+        """See :meth:`~._session_log.SessionLog.append`."""
+        layout = self._layout
+        longest = self._raw + b"\x00m" + b"0" * 16
+        values = encode_messages(messages, key=longest, max_record_bytes=MAX_REQUEST_SIZE)
+        if not values:
+            return
+        started = time.monotonic()
+        write = layout.timeouts.write
+        with translating("admin", self.subject, "preparing to write to"):
+            try:
+                transport = await within(write, layout.ready())
+            except (TimeoutError, asyncio.TimeoutError) as exc:
+                raise write_error(self.subject, 0, len(values), exc, indeterminate=False) from exc
+        remaining = max(0.001, write - (time.monotonic() - started))
+        keys = [message_key(self._raw) for _ in values]
+        try:
+            outcome = await transport.producer.produce(
+                layout.topic,
+                keys[0],
+                values,
+                keys=keys,
+                partition=self._partition(),
+                timeout=remaining,
+            )
+        except (TimeoutError, asyncio.TimeoutError, KafkaError) as exc:
+            if is_access_error(exc):
+                with translating("admin", self.subject, "writing to"):
+                    raise
+            raise write_error(self.subject, 0, len(values), exc, indeterminate=False) from exc
+        raise_for_outcome(self.subject, len(values), outcome)
+
+    async def truncate(self) -> None:
+        """See :meth:`~._session_log.SessionLog.truncate`: a clear marker, then tombstones."""
+        with translating("admin", self.subject, "clearing"):
+            await within(self._layout.timeouts.admin, self._remove(positions=False))
+
+    async def delete(self) -> bool:
+        """See :meth:`~._session_log.SessionLog.delete`: clear, and forget the positions."""
+        with translating("admin", self.subject, "deleting"):
+            return await within(self._layout.timeouts.admin, self._remove(positions=True))
+
+    async def has_state(self) -> bool:
+        """Whether the session has messages or a stored position."""
+
+        async def run() -> bool:
+            transport = await self._layout.ready()
+            await self._layout.caught_up(transport, self._partition())
+            return await self._rows(self._layout.view.has, self.session_id)
+
+        with translating("admin", self.subject, "describing"):
+            return await within(self._layout.timeouts.admin, run())
+
+    async def _remove(self, *, positions: bool) -> bool:
+        layout = self._layout
+        transport = await layout.ready()
+        p = self._partition()
+        end = await layout.caught_up(transport, p)
+        view = layout.view
+        keys = await self._rows(view.keys, self.session_id, end)
+        groups = await self._rows(view.groups, self.session_id) if positions else []
+        if not keys and not groups:
+            return False
+        # The marker first: once it is acknowledged every reader stops seeing the messages;
+        # the tombstones after it let compaction remove them (and the positions) physically.
+        out_keys = [clear_key(self._raw), *keys, *(position_key(self._raw, g) for g in groups)]
+        values: list[bytes | None] = [b"", *([None] * (len(out_keys) - 1))]
+        outcome = await transport.producer.produce(
+            layout.topic,
+            out_keys[0],
+            values,
+            keys=out_keys,
+            partition=p,
+            timeout=layout.timeouts.admin,
+        )
+        if outcome.error is not None:
+            if outcome.acknowledged == 0:
+                raise outcome.error
+            raise TopicAdminError(
+                f"cleared {self.subject} for every reader, but only "
+                f"{outcome.acknowledged - 1} of {len(out_keys) - 1} tombstones were "
+                "acknowledged: the rest of its records stay on disk until retention removes "
+                "them; clear again to retry",
+                session_id=self.session_id,
+                topic=layout.topic,
+            )
+        return True
+
+    # -- tails ------------------------------------------------------------------------------
+
+    async def tail(self, start: StartPosition) -> SharedTail:
+        """See :meth:`~._session_log.SessionLog.tail`."""
+        with translating("read", self.subject, "starting a tail of"):
+            return await within(self._layout.timeouts.read, self._tail(start))
+
+    async def _tail(self, start: StartPosition) -> SharedTail:
+        layout = self._layout
+        transport = await layout.ready()
+        p = self._partition()
+        if start == "beginning":
+            begin = 0
+        else:
+            end = await layout.caught_up(transport, p)
+            if start == "latest":
+                begin = end
+            else:
+                known = await self._rows(layout.view.position, self.session_id, self.consumer_group)
+                begin = min(known or 0, end)
+        return SharedTail(self, p, begin)
+
+
+class SharedTail:
+    """A live read of one session from the view. See :class:`~._session_log.TailCursor`."""
+
+    def __init__(self, log: SharedSessionLog, partition: int, start: int) -> None:
+        self._log = log
+        self._partition = partition
+        self._next = start
+        self._starts = {partition: start}
+        self._closed = False
+
+    @property
+    def starts(self) -> Mapping[int, int]:
+        """See :attr:`~._session_log.TailCursor.starts`."""
+        return self._starts
+
+    async def next_batch(self, timeout: float) -> list[tuple[Record, BaseMessage]] | None:
+        """See :meth:`~._session_log.TailCursor.next_batch`."""
+        log = self._log
+        layout = log.layout
+        deadline = time.monotonic() + timeout
+        while not (self._closed or layout.closed):
+            applied = layout.applied(self._partition)
+            if applied > self._next:
+                rows = await layout.views.run(
+                    layout.view.rows, log.session_id, self._next, applied, None
+                )
+                self._next = applied
+                if rows:
+                    return log.decode(self._partition, rows)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return []
+            await layout.wait_for_change(remaining)
+        return None
+
+    async def commit(self, positions: Mapping[int, int]) -> None:
+        """See :meth:`~._session_log.TailCursor.commit`."""
+        with translating("read", self._log.subject, "committing"):
+            for p, position in positions.items():
+                await within(
+                    self._log.layout.timeouts.write, self._log.commit_position(p, position)
+                )
+
+    async def close(self) -> None:
+        """See :meth:`~._session_log.TailCursor.close`."""
+        self._closed = True
+
+
+def _failed(task: asyncio.Task[Any]) -> bool:
+    return task.cancelled() or task.exception() is not None

@@ -1,0 +1,279 @@
+"""The local view of the shared topic, in SQLite (standard library): indexed by session.
+
+Part of the storage boundary, like the aiokafka modules: every method does disk (or memory)
+I/O and must run on the view's own thread (:class:`ViewThread`), never on an event loop.
+In memory by default; with a file path a restarted process resumes from the offsets it had
+applied instead of rebuilding.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+from ._errors import ConfigurationError
+
+__all__ = ["LocalView", "Row", "SqliteView", "ViewRecord", "ViewThread", "open_view"]
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS applied (
+    partition INTEGER PRIMARY KEY, next_offset INTEGER NOT NULL, at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS messages (
+    session TEXT NOT NULL, offset INTEGER NOT NULL, partition INTEGER NOT NULL,
+    ts INTEGER NOT NULL, key BLOB NOT NULL, value BLOB,
+    PRIMARY KEY (session, offset)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS positions (
+    session TEXT NOT NULL, grp TEXT NOT NULL, offset INTEGER NOT NULL,
+    PRIMARY KEY (session, grp)
+) WITHOUT ROWID;
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """A stored message: its offset, timestamp and value (the record's bytes)."""
+
+    offset: int
+    timestamp: int
+    value: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class ViewRecord:
+    """A record to apply, already classified by the follower."""
+
+    offset: int
+    timestamp: int
+    session: str
+    kind: str  # "m" message, "p" position, "c" clear marker
+    rest: str
+    key: bytes
+    value: bytes | None
+
+
+class LocalView(Protocol):
+    """What the shared layout needs of a view. Called on the view thread only."""
+
+    def bind(self, topic: str, partitions: int, stale_before: float) -> dict[int, int]:
+        """Check the view belongs to ``topic`` with this many partitions; the applied offsets.
+
+        A view made for another topic or partition count, or last updated before
+        ``stale_before`` (a ``time.time()``: tombstones it missed may be gone), is emptied
+        and rebuilt.
+        """
+
+    def apply(self, partition: int, records: Iterable[ViewRecord], next_offset: int) -> None:
+        """Apply the records (offset order) and record ``next_offset``, atomically."""
+
+    def prune(self, partition: int, log_start: int) -> int:
+        """Drop messages below the partition's log start (retention); how many."""
+
+    def rows(self, session: str, start: int, end: int, limit: int | None) -> list[Row]:
+        """Messages of ``session`` with ``start <= offset < end``, oldest first."""
+
+    def last_rows(self, session: str, end: int, count: int, before: int | None) -> list[Row]:
+        """The newest ``count`` messages below ``end`` (and ``before``), oldest first."""
+
+    def keys(self, session: str, end: int) -> list[bytes]:
+        """The keys of the session's messages below ``end``."""
+
+    def position(self, session: str, group: str) -> int | None:
+        """The last consumed position of ``session`` for ``group``."""
+
+    def groups(self, session: str) -> list[str]:
+        """The groups with a stored position for ``session``."""
+
+    def sessions(self) -> list[str]:
+        """Sessions with messages or positions, sorted."""
+
+    def has(self, session: str) -> bool:
+        """Whether ``session`` has messages or positions."""
+
+    def counts(self) -> dict[str, int]:
+        """Messages per session."""
+
+    def close(self) -> None:
+        """Release the database."""
+
+
+class SqliteView:
+    """:class:`LocalView` in SQLite: ``":memory:"`` or a file (WAL, ``synchronous=NORMAL``)."""
+
+    def __init__(self, path: str | os.PathLike[str] = ":memory:") -> None:
+        self.path = os.fspath(path)
+        self._db: sqlite3.Connection | None = None
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            if self.path != ":memory:":
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(_SCHEMA)
+            self._db = db
+        return self._db
+
+    def bind(self, topic: str, partitions: int, stale_before: float) -> dict[int, int]:
+        db = self._conn()
+        meta = dict(db.execute("SELECT name, value FROM meta").fetchall())
+        wanted = {"topic": topic, "partitions": str(partitions)}
+        (oldest,) = db.execute("SELECT min(at) FROM applied").fetchone()
+        stale = oldest is not None and oldest < stale_before
+        if (meta and meta != wanted) or stale:
+            db.execute("BEGIN")
+            for table in ("meta", "applied", "messages", "positions"):
+                db.execute(f"DELETE FROM {table}")
+            db.execute("COMMIT")
+            meta = {}
+        if not meta:
+            db.executemany("INSERT INTO meta VALUES (?, ?)", wanted.items())
+        return dict(db.execute("SELECT partition, next_offset FROM applied").fetchall())
+
+    def apply(self, partition: int, records: Iterable[ViewRecord], next_offset: int) -> None:
+        db = self._conn()
+        db.execute("BEGIN")
+        try:
+            inserts: list[tuple[str, int, int, int, bytes, bytes | None]] = []
+            for r in records:
+                if r.kind == "m":
+                    if r.value is not None:
+                        inserts.append(
+                            (r.session, r.offset, partition, r.timestamp, r.key, r.value)
+                        )
+                    # a message tombstone: its row went with the clear marker before it
+                    continue
+                if inserts:
+                    db.executemany("INSERT OR REPLACE INTO messages VALUES (?,?,?,?,?,?)", inserts)
+                    inserts = []
+                if r.kind == "c":
+                    db.execute(
+                        "DELETE FROM messages WHERE session = ? AND offset < ?",
+                        (r.session, r.offset),
+                    )
+                elif r.value is None:  # a position tombstone
+                    db.execute(
+                        "DELETE FROM positions WHERE session = ? AND grp = ?", (r.session, r.rest)
+                    )
+                else:
+                    db.execute(
+                        "INSERT OR REPLACE INTO positions VALUES (?, ?, ?)",
+                        (r.session, r.rest, int(r.value)),
+                    )
+            if inserts:
+                db.executemany("INSERT OR REPLACE INTO messages VALUES (?,?,?,?,?,?)", inserts)
+            db.execute(
+                "INSERT OR REPLACE INTO applied VALUES (?, ?, ?)",
+                (partition, next_offset, time.time()),
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def prune(self, partition: int, log_start: int) -> int:
+        cur = self._conn().execute(
+            "DELETE FROM messages WHERE partition = ? AND offset < ?", (partition, log_start)
+        )
+        return cur.rowcount
+
+    def rows(self, session: str, start: int, end: int, limit: int | None) -> list[Row]:
+        cur = self._conn().execute(
+            "SELECT offset, ts, value FROM messages WHERE session = ? AND offset >= ? "
+            "AND offset < ? ORDER BY offset LIMIT ?",
+            (session, start, end, -1 if limit is None else limit),
+        )
+        return [Row(o, t, v) for o, t, v in cur.fetchall()]
+
+    def last_rows(self, session: str, end: int, count: int, before: int | None) -> list[Row]:
+        top = end if before is None else min(end, before)
+        cur = self._conn().execute(
+            "SELECT offset, ts, value FROM messages WHERE session = ? AND offset < ? "
+            "ORDER BY offset DESC LIMIT ?",
+            (session, top, count),
+        )
+        return [Row(o, t, v) for o, t, v in reversed(cur.fetchall())]
+
+    def keys(self, session: str, end: int) -> list[bytes]:
+        cur = self._conn().execute(
+            "SELECT key FROM messages WHERE session = ? AND offset < ? ORDER BY offset",
+            (session, end),
+        )
+        return [k for (k,) in cur.fetchall()]
+
+    def position(self, session: str, group: str) -> int | None:
+        row = (
+            self._conn()
+            .execute("SELECT offset FROM positions WHERE session = ? AND grp = ?", (session, group))
+            .fetchone()
+        )
+        return None if row is None else int(row[0])
+
+    def groups(self, session: str) -> list[str]:
+        cur = self._conn().execute("SELECT grp FROM positions WHERE session = ?", (session,))
+        return [g for (g,) in cur.fetchall()]
+
+    def sessions(self) -> list[str]:
+        cur = self._conn().execute(
+            "SELECT session FROM messages GROUP BY session "
+            "UNION SELECT session FROM positions ORDER BY 1"
+        )
+        return [s for (s,) in cur.fetchall()]
+
+    def has(self, session: str) -> bool:
+        db = self._conn()
+        for table in ("messages", "positions"):
+            found = db.execute(
+                f"SELECT 1 FROM {table} WHERE session = ? LIMIT 1",
+                (session,),
+            ).fetchone()
+            if found:
+                return True
+        return False
+
+    def counts(self) -> dict[str, int]:
+        cur = self._conn().execute("SELECT session, count(*) FROM messages GROUP BY session")
+        return dict(cur.fetchall())
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+
+def open_view(view: str | os.PathLike[str] | LocalView | None) -> LocalView:
+    """The view for the ``view=`` option: a path, ``":memory:"``/None, or a view object."""
+    if view is None:
+        return SqliteView()
+    if isinstance(view, str | os.PathLike):
+        return SqliteView(view)
+    if all(hasattr(view, name) for name in ("bind", "apply", "rows", "last_rows")):
+        return view
+    raise ConfigurationError(f"view must be a path, ':memory:' or a LocalView, got {view!r}")
+
+
+class ViewThread:
+    """The one thread a view runs on; its calls are awaited from the event loop in order."""
+
+    def __init__(self, view: LocalView, name: str) -> None:
+        self.view = view
+        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=name)
+
+    async def run(self, fn: Callable[..., T], *args: object) -> T:
+        """Run ``fn(*args)`` on the view thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    def close(self) -> None:
+        """Close the view after what is queued, and stop the thread (does not wait)."""
+        self._pool.submit(self.view.close)
+        self._pool.shutdown(wait=False)
