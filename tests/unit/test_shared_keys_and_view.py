@@ -1,0 +1,135 @@
+"""The shared layout's pure parts: record keys, partitions, and the SQLite view."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from aiokafka_history import InvalidSessionIdError, SqliteView
+from aiokafka_history._shared_keys import (
+    check_session_id,
+    clear_key,
+    message_key,
+    parse_key,
+    partition_for,
+    position_key,
+)
+from aiokafka_history._sqlite_view import ViewRecord
+
+session_ids = st.text(min_size=1, max_size=50).filter(lambda s: "\x00" not in s)
+
+
+@given(session_ids, st.text(min_size=1, max_size=20).filter(lambda g: "\x00" not in g))
+def test_keys_round_trip(session: str, group: str) -> None:
+    raw = check_session_id(session)
+    message = parse_key(message_key(raw))
+    assert message is not None and (message.session, message.kind) == (session, "m")
+    assert len(message.rest) == 16
+    position = parse_key(position_key(raw, group))
+    assert position is not None and (position.session, position.kind, position.rest) == (
+        session,
+        "p",
+        group,
+    )
+    cleared = parse_key(clear_key(raw))
+    assert cleared is not None and (cleared.session, cleared.kind) == (session, "c")
+
+
+def test_message_keys_are_unique() -> None:
+    raw = check_session_id("s")
+    assert len({message_key(raw) for _ in range(10_000)}) == 10_000
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        None,
+        b"",
+        b"plain",
+        b"\x00m0123456789abcdef",
+        b"s\x00",
+        b"s\x00x",
+        b"s\x00m12",
+        b"s\x00c1",
+        b"s\x00p",
+        b"\xff\x00c",
+    ],
+)
+def test_keys_of_others_are_not_parsed(key: bytes | None) -> None:
+    assert parse_key(key) is None
+
+
+def test_partition_is_kafkas_default_partitioner_of_the_session() -> None:
+    # Java: Utils.toPositive(Utils.murmur2("session-1".getBytes())) % 12 (Kafka's partitioner).
+    from aiokafka.partitioner import DefaultPartitioner
+
+    for name in ("session-1", "ü", "x" * 200):
+        raw = name.encode()
+        expected = DefaultPartitioner()(raw, list(range(12)), list(range(12)))
+        assert partition_for(raw, 12) == expected
+
+
+@pytest.mark.parametrize(
+    ("session_id", "rule"),
+    [
+        ("", "non-empty"),
+        (7, "non-empty str"),
+        ("a\x00b", "NUL"),
+        ("x" * 1025, "1024 bytes"),
+        ("\ud800", "UTF-8"),
+    ],
+)
+def test_session_id_rules(session_id: object, rule: str) -> None:
+    with pytest.raises(InvalidSessionIdError, match=rule):
+        check_session_id(session_id)
+
+
+def _message(session: str, offset: int, value: bytes | None = b"{}") -> ViewRecord:
+    return ViewRecord(offset, offset * 10, session, "m", f"{offset:016x}", b"k%d" % offset, value)
+
+
+def test_view_applies_messages_clears_and_positions() -> None:
+    view = SqliteView()
+    assert view.bind("t", 2, stale_before=0) == {}
+    view.apply(0, [_message("a", 0), _message("b", 1), _message("a", 2)], 3)
+    assert [r.offset for r in view.rows("a", 0, 10, None)] == [0, 2]
+    assert [r.offset for r in view.last_rows("a", 10, 1, None)] == [2]
+    assert [r.offset for r in view.last_rows("a", 2, 5, None)] == [0]  # below the end only
+    position = ViewRecord(3, 30, "a", "p", "g", b"pk", b"3")
+    clear = ViewRecord(4, 40, "a", "c", "", b"ck", b"")
+    view.apply(0, [position, _message("a", 5)], 6)
+    assert view.position("a", "g") == 3
+    view.apply(0, [clear], 7)  # hides what came before it, not what came after
+    assert [r.offset for r in view.rows("a", 0, 10, None)] == [5]
+    assert view.sessions() == ["a", "b"]
+    assert view.counts() == {"a": 1, "b": 1}
+    view.apply(0, [ViewRecord(8, 80, "a", "p", "g", b"pk", None)], 9)  # position tombstone
+    assert view.position("a", "g") is None
+    assert view.prune(0, 2) == 1  # retention removed offset 1 ("b")
+    assert view.sessions() == ["a"]
+    assert view.bind("t", 2, stale_before=0) == {0: 9}
+
+
+def test_a_view_for_another_topic_or_a_stale_one_is_rebuilt(tmp_path: Path) -> None:
+    path = tmp_path / "view.sqlite"
+    view = SqliteView(path)
+    view.bind("t", 1, stale_before=0)
+    view.apply(0, [_message("a", 0)], 1)
+    view.close()
+    view = SqliteView(path)
+    assert view.bind("t", 1, stale_before=0) == {0: 1}  # resumed from the file
+    assert view.bind("t", 2, stale_before=0) == {}  # partitions changed: rebuilt
+    view.apply(0, [_message("a", 0)], 1)
+    assert view.bind("t", 2, stale_before=time.time() + 1) == {}  # offline too long: rebuilt
+    assert view.rows("a", 0, 10, None) == []
+    view.close()
+    db = sqlite3.connect(path)
+    try:
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    finally:
+        db.close()
