@@ -67,6 +67,6 @@ __all__ = [
     "TopicAdminError",
     "TopicNaming",
     "TopicSettings",
-    "__version__",
     "copy_sessions",
+    "__version__",
 ]
