@@ -67,6 +67,6 @@ __all__ = [
     "TopicAdminError",
     "TopicNaming",
     "TopicSettings",
-    "copy_sessions",
     "__version__",
+    "copy_sessions",
 ]

@@ -14,8 +14,7 @@ keeps exactly the latest record of each key.
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from aiokafka.partitioner import murmur2
 
@@ -81,8 +80,7 @@ def clear_key(session: bytes) -> bytes:
     return session + _SEP + b"c"
 
 
-@dataclass(frozen=True, slots=True)
-class SharedKey:
+class SharedKey(NamedTuple):
     """A parsed key: whose, what kind, and the rest (the group of a position)."""
 
     session: str

@@ -13,6 +13,7 @@ everything before it, then a tombstone per message so compaction removes them ph
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import time
@@ -29,7 +30,7 @@ from ._deadline import within
 from ._errors import ConfigurationError, TopicAdminError
 from ._kafka_admin import TopicMissingError
 from ._kafka_producer import MAX_REQUEST_SIZE
-from ._kafka_readers import fetch_keyed
+from ._kafka_readers import KeyedRow, fetch_keyed
 from ._log_writes import raise_for_outcome, write_error
 from ._records import Record
 from ._session_log import BadRecords, StartPosition
@@ -52,6 +53,7 @@ T = TypeVar("T")
 logger = logging.getLogger("aiokafka_history")
 
 _TOPIC_APPEAR_TIMEOUT = 30.0
+_IN_FLIGHT = 4  # batches queued on the view thread while the next one is fetched
 _PRUNE_EVERY = 5.0  # seconds between drops of what retention removed from the topic
 _DEFAULT_DELETE_RETENTION_MS = 86_400_000
 
@@ -127,6 +129,9 @@ class SharedLayout:
             raise ConsumerStoppedError  # translated: the client was closed
         if self._failure is not None:
             raise self._failure
+        # The engine's checks on every call, not just the first: open, and on its home loop
+        # (the started task below would otherwise hand its transport to any loop).
+        await self.connect()
         starting = self._starting
         if starting is None or (starting.done() and _failed(starting)):
             starting = self._starting = asyncio.ensure_future(self._start())
@@ -176,6 +181,11 @@ class SharedLayout:
     async def _follow(self, transport: Transport, consumer: Any) -> None:
         """Apply the topic to the view, partition by partition in offset order, until closed."""
         pruned = time.monotonic()
+        # Applies are queued on the view thread while the next batch is fetched; a partition
+        # counts as applied only once its apply is done (reads queue behind it anyway).
+        pending: collections.deque[tuple[asyncio.Future[list[Record]], int, int]] = (
+            collections.deque()
+        )
         try:
             while not self._closed and not transport.closed:
                 try:
@@ -187,20 +197,18 @@ class SharedLayout:
                     await asyncio.sleep(0.5)
                     continue
                 for p, records in batch.items():
-                    after = positions.get(p, records[-1].offset + 1)
-                    # Parsing and applying run on the view thread: a big batch (a rebuild)
-                    # never holds the event loop.
-                    strays = await self.views.run(self._apply, p, records, after)
-                    for record in strays:
-                        self.bad_records.skipped(
-                            self.topic,
-                            record,
-                            f"record {self.topic}[{record.partition}]@{record.offset} has no "
-                            "key of this layout (session \\x00 kind)",
-                        )
-                    self._applied[p] = after
+                    after = positions.get(p, records[-1][0] + 1)
+                    # Parsing and applying run on the view thread: a rebuild never holds
+                    # the event loop.
+                    pending.append((self.views.submit(self._apply, p, records, after), p, after))
+                while pending and (len(pending) > _IN_FLIGHT or pending[0][0].done() or not batch):
+                    future, p, after = pending.popleft()
+                    self._log_strays(await future)
+                    self._applied[p] = max(self._applied.get(p, 0), after)
+                waiting = {p for _, p, _ in pending}
                 for p, position in positions.items():
-                    self._applied[p] = max(self._applied.get(p, 0), position)
+                    if p not in waiting:  # nothing of it is still being applied
+                        self._applied[p] = max(self._applied.get(p, 0), position)
                 self._wake()
                 if time.monotonic() - pruned > _PRUNE_EVERY:
                     pruned = time.monotonic()
@@ -227,30 +235,30 @@ class SharedLayout:
             for p, start in begins[0].items():
                 await self.views.run(self.view.prune, p, start)
 
-    def _apply(self, partition: int, records: list[Record], after: int) -> list[Record]:
-        """On the view thread: apply ``records``; returns those that are not this layout's."""
+    def _log_strays(self, strays: list[Record]) -> None:
+        for record in strays:
+            self.bad_records.skipped(
+                self.topic,
+                record,
+                f"record {self.topic}[{record.partition}]@{record.offset} has no key of this "
+                "layout (session \\x00 kind)",
+            )
+
+    def _apply(self, partition: int, rows: list[KeyedRow], after: int) -> list[Record]:
+        """On the view thread: apply ``rows``; returns those that are not this layout's."""
         items: list[ViewRecord] = []
         strays: list[Record] = []
-        for record in records:
-            key = parse_key(record.key)
-            value = record.value
+        for offset, timestamp, raw_key, value in rows:
+            key = parse_key(raw_key)
             if (
                 key is None
-                or record.key is None
+                or raw_key is None
                 or (key.kind == "p" and value is not None and not value.strip().isdigit())
             ):
-                strays.append(record)
+                strays.append(Record(partition, offset, timestamp, value))
                 continue
             items.append(
-                ViewRecord(
-                    record.offset,
-                    record.timestamp,
-                    key.session,
-                    key.kind,
-                    key.rest,
-                    record.key,
-                    value,
-                )
+                ViewRecord(offset, timestamp, key.session, key.kind, key.rest, raw_key, value)
             )
         self.view.apply(partition, items, after)
         return strays

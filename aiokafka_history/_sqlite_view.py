@@ -14,8 +14,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import NamedTuple, Protocol, TypeVar
 
 from ._errors import ConfigurationError
 
@@ -40,8 +39,7 @@ CREATE TABLE IF NOT EXISTS positions (
 """
 
 
-@dataclass(frozen=True, slots=True)
-class Row:
+class Row(NamedTuple):
     """A stored message: its offset, timestamp and value (the record's bytes)."""
 
     offset: int
@@ -49,8 +47,7 @@ class Row:
     value: bytes | None
 
 
-@dataclass(frozen=True, slots=True)
-class ViewRecord:
+class ViewRecord(NamedTuple):
     """A record to apply, already classified by the follower."""
 
     offset: int
@@ -271,7 +268,11 @@ class ViewThread:
 
     async def run(self, fn: Callable[..., T], *args: object) -> T:
         """Run ``fn(*args)`` on the view thread."""
-        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+        return await self.submit(fn, *args)
+
+    def submit(self, fn: Callable[..., T], *args: object) -> asyncio.Future[T]:
+        """Queue ``fn(*args)`` on the view thread (after what is queued); its future."""
+        return asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
     def close(self) -> None:
         """Close the view after what is queued, and stop the thread (does not wait)."""

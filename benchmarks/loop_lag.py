@@ -2,15 +2,20 @@
 
 A probe task sleeps 5 ms and records how late it wakes up. Baseline: the same probe on the
 same, idle, loop just before. The load: 8 sessions on one ``AsyncKafkaHistoryClient``, each
-task looping ``aadd_user_message`` + ``aget_messages`` (last consumed: the one new message).
+task looping ``aadd_user_message`` + ``aget_messages`` (last consumed: the one new message),
+in both storage layouts; and, for the shared layout, a fresh client rebuilding its local view
+of 100,000 records (the probe runs while ``list_sessions()`` waits for the whole topic).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
-from aiokafka_history import AsyncKafkaChatMessageHistory, AsyncKafkaHistoryClient
+from langchain_core.messages import HumanMessage
+
+from aiokafka_history import AsyncKafkaChatMessageHistory, AsyncKafkaHistoryClient, TopicSettings
 
 from ._context import Context
 from ._measure import expect
@@ -43,9 +48,20 @@ async def _work(history: AsyncKafkaChatMessageHistory, stop: asyncio.Event) -> i
     return rounds
 
 
-async def _lags(ctx: Context, duration: float) -> tuple[list[float], list[float], int]:
+def _options(ctx: Context, shared: bool) -> dict[str, Any]:
+    if shared:
+        return {
+            "shared_topic": ctx.topic("loop-shared"),
+            "shared_topic_settings": TopicSettings(partition=4),
+        }
+    return {"topic_prefix": ctx.topic("loop-")}
+
+
+async def _lags(
+    ctx: Context, duration: float, shared: bool
+) -> tuple[list[float], list[float], int]:
     idle = await probe(duration)
-    async with AsyncKafkaHistoryClient(ctx.bootstrap, topic_prefix=ctx.topic("loop-")) as client:
+    async with AsyncKafkaHistoryClient(ctx.bootstrap, **_options(ctx, shared)) as client:
         histories = [client.history(f"w{i}") for i in range(TASKS)]
         # Topics, connections and readers exist before the measured window (one write
         # first: concurrent first calls on a fresh client race its start-up).
@@ -62,18 +78,61 @@ async def _lags(ctx: Context, duration: float) -> tuple[list[float], list[float]
     return idle, loaded, sum(rounds)
 
 
+async def _rebuild_lags(ctx: Context, records: int) -> tuple[list[float], list[float], float]:
+    options = {
+        "shared_topic": ctx.topic("rebuild-shared"),
+        "shared_topic_settings": TopicSettings(partition=4),
+    }
+    sessions = 100
+    async with AsyncKafkaHistoryClient(ctx.bootstrap, **options) as writer:
+        per = records // sessions
+        for s in range(sessions):
+            history = writer.history(f"s{s}")
+            await history.aadd_messages(
+                [HumanMessage(content=f"s{s} message {i}") for i in range(per)]
+            )
+    idle = await probe(1.0)
+    async with AsyncKafkaHistoryClient(ctx.bootstrap, **options) as reader:
+        began = time.perf_counter()
+        listing = asyncio.create_task(reader.list_sessions())
+        lags: list[float] = []
+        while not listing.done():
+            lags.extend(await probe(0.1))
+        took = time.perf_counter() - began
+        found = listing.result()
+        expect(len(found) == sessions, f"the rebuilt view lists {len(found)} sessions")
+    return idle, lags, records / took
+
+
 def run(ctx: Context) -> list[Row]:
     duration = 1.5 if ctx.quick else 3.0
-    idle, loaded, rounds = asyncio.run(_lags(ctx, duration))
     keys = ("p99", "max")
-    return [
+    rows = []
+    for shared in (False, True):
+        idle, loaded, rounds = asyncio.run(_lags(ctx, duration, shared))
+        where = "shared topic" if shared else "topic per session"
+        rows.append(
+            Row(
+                "7",
+                f"loop lag, {TASKS} tasks add+read, {where} ({rounds / duration:,.0f} rounds/s)",
+                Figure.latency(loaded, keys=keys),
+                "same probe, idle loop",
+                Figure.latency(idle, keys=keys),
+                on="p99",
+                words=("less lag", "more lag"),
+            )
+        )
+    count = ctx.n(100_000, 20_000)
+    idle, lags, rate = asyncio.run(_rebuild_lags(ctx, count))
+    rows.append(
         Row(
             "7",
-            f"loop lag, {TASKS} tasks add+read ({rounds / duration:,.0f} rounds/s)",
-            Figure.latency(loaded, keys=keys),
+            f"loop lag, view rebuild of {count:,} records ({rate:,.0f} records/s)",
+            Figure.latency(lags, keys=keys),
             "same probe, idle loop",
             Figure.latency(idle, keys=keys),
             on="p99",
             words=("less lag", "more lag"),
         )
-    ]
+    )
+    return rows
