@@ -391,7 +391,10 @@ async def _kafka_failed(request: Request, exc: Exception) -> JSONResponse:
 
 
 def create_app(
-    bootstrap_servers: str | None = None, *, topic_prefix: str = DEFAULT_TOPIC_PREFIX
+    bootstrap_servers: str | None = None,
+    *,
+    topic_prefix: str = DEFAULT_TOPIC_PREFIX,
+    shared_topic: str | None = None,
 ) -> FastAPI:
     """Build the application; it connects to Kafka when the server starts it.
 
@@ -410,6 +413,9 @@ def create_app(
             ``KAFKA_BOOTSTRAP_SERVERS`` environment variable.
         topic_prefix: put before every session id to name its topic; required, since the
             ids come from URLs and the prefix keeps their topics in the app's namespace.
+        shared_topic: store every session in this one topic instead (the shared layout, for
+            many sessions; ``topic_prefix`` is then unused); default: the
+            ``CHAT_SHARED_TOPIC`` environment variable, else a topic per session.
 
     Raises:
         ConfigurationError: no bootstrap servers given or set in the environment, or the topic
@@ -420,16 +426,20 @@ def create_app(
         raise ConfigurationError(
             "no Kafka to connect to: pass bootstrap_servers or set KAFKA_BOOTSTRAP_SERVERS"
         )
-    if not topic_prefix:
+    shared_topic = shared_topic or os.environ.get("CHAT_SHARED_TOPIC") or None
+    if shared_topic is None and not topic_prefix:
         raise ConfigurationError(
             "the app needs a topic_prefix such as 'chat.': session ids come from URLs, and the "
             "prefix keeps every topic they name inside the app's namespace"
         )
     TopicNaming(topic_prefix)  # a bad prefix fails here, not at startup
+    options: dict[str, Any] = (
+        {"topic_prefix": topic_prefix} if shared_topic is None else {"shared_topic": shared_topic}
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        client = AsyncKafkaHistoryClient(servers, topic_prefix=topic_prefix)
+        client = AsyncKafkaHistoryClient(servers, **options)
         probe = LoopLagProbe()
         probe_task = asyncio.create_task(probe.run(), name="loop-lag-probe")
         app.state.history_client = client
