@@ -21,6 +21,7 @@ from aiokafka_history import (
     KafkaHistoryClient,
     KafkaHistoryError,
     SessionWriteError,
+    TopicSettings,
 )
 from kafkalocal import KafkaCluster
 
@@ -108,13 +109,23 @@ async def _write_until_it_works(history: Any, text: str, within: float = 60.0) -
             await asyncio.sleep(0.5)
 
 
-def test_a_full_outage_bounds_every_call_and_the_same_objects_recover(session_id: str) -> None:
-    ledger = Ledger("full outage, 1 node stopped")
+def _layout(name: str) -> dict[str, Any]:
+    if name == "topic-per-session":
+        return {}
+    return {"shared_topic": "chat.shared", "shared_topic_settings": TopicSettings(partition=2)}
+
+
+@pytest.mark.parametrize("layout_name", ["topic-per-session", "shared-topic"])
+def test_a_full_outage_bounds_every_call_and_the_same_objects_recover(
+    session_id: str, layout_name: str
+) -> None:
+    ledger = Ledger(f"full outage, 1 node stopped, {layout_name}")
     with KafkaCluster(nodes=1) as cluster:
         bootstrap = cluster.bootstrap_servers
 
         async def scenario() -> list[str]:
-            async with AsyncKafkaHistoryClient(bootstrap, **OPTIONS) as client:
+            options = {**OPTIONS, **_layout(layout_name)}
+            async with AsyncKafkaHistoryClient(bootstrap, **options) as client:
                 history = client.history(session_id, messages_mode="full")
                 positional = client.history(session_id)
                 for i in range(10):
@@ -155,12 +166,15 @@ def test_a_full_outage_bounds_every_call_and_the_same_objects_recover(session_id
     assert stored[-10:] == [f"after:{i}" for i in range(10)]
 
 
-def test_closing_during_an_outage_with_a_write_pending_is_bounded(session_id: str) -> None:
+@pytest.mark.parametrize("layout_name", ["topic-per-session", "shared-topic"])
+def test_closing_during_an_outage_with_a_write_pending_is_bounded(
+    session_id: str, layout_name: str
+) -> None:
     with KafkaCluster(nodes=1) as cluster:
         bootstrap = cluster.bootstrap_servers
 
         async def scenario() -> tuple[float, Any]:
-            client = AsyncKafkaHistoryClient(bootstrap, **OPTIONS)
+            client = AsyncKafkaHistoryClient(bootstrap, **OPTIONS, **_layout(layout_name))
             history = client.history(session_id)
             await history.aadd_user_message("connected")
             await asyncio.to_thread(cluster.stop_node, 0)
