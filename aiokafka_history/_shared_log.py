@@ -192,7 +192,12 @@ class SharedLayout:
                     batch, positions = await fetch_keyed(consumer, 0.5, list(self._wanted))
                 except ConsumerStoppedError:
                     return
-                except KafkaError as exc:  # aiokafka retries itself; never stop following
+                except KafkaError as exc:
+                    if is_access_error(exc):  # reads would only time out: say why instead
+                        self._failure = _translated(exc, self.topic)
+                        self._wake()
+                        return
+                    # aiokafka retries itself; never stop following
                     logger.warning("following %r failed (%s); retrying", self.topic, exc)
                     await asyncio.sleep(0.5)
                     continue
@@ -668,6 +673,15 @@ class SharedTail:
     async def close(self) -> None:
         """See :meth:`~._session_log.TailCursor.close`."""
         self._closed = True
+
+
+def _translated(exc: BaseException, topic: str) -> BaseException:
+    """This package's error for ``exc`` met while following ``topic``."""
+    try:
+        with translating("read", Subject("", topic), "following"):
+            raise exc
+    except BaseException as translated:
+        return translated
 
 
 def _failed(task: asyncio.Task[Any]) -> bool:

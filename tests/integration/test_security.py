@@ -88,6 +88,8 @@ def connect(
         "request_timeout_ms": 30_000,
         **options,
     }
+    if "shared_topic" in settings:
+        return AsyncKafkaHistoryClient(bootstrap or kafka.sasl_ssl, **settings)
     return AsyncKafkaHistoryClient(
         bootstrap or kafka.sasl_ssl,
         topic_prefix=tenant.prefix if topic_prefix is None else topic_prefix,
@@ -123,6 +125,32 @@ async def contents(kafka: SecureKafka, tenant: Tenant, session_id: str) -> list[
 
 
 # -- a tenant on its own sessions -----------------------------------------------------------
+
+
+async def test_a_tenant_works_in_its_own_shared_topic_and_a_reader_without_read_is_told(
+    kafka_secure: SecureKafka, tenant_a: Tenant, kafka_topics: TopicFactory
+) -> None:
+    topic = kafka_topics.on(kafka_secure)(prefix=tenant_a.prefix)
+    async with client_of(kafka_secure, tenant_a, shared_topic=topic) as client:
+        history = client.history("user 1", messages_mode="full")
+        await history.aadd_user_message("hello")
+        assert [m.content for m in await history.aget_messages()] == ["hello"]
+        assert await client.list_sessions() == ["user 1"]
+    # A principal that may write and describe the topic but not read it: reads say so at
+    # once instead of waiting out the read timeout.
+    writer = Tenant(f"writer-{uuid.uuid4().hex[:6]}", f"pw-{uuid.uuid4().hex}", "")
+    kafka_secure.add_user(writer.name, writer.password, "SCRAM-SHA-512")
+    kafka_secure.allow(
+        writer.name, "topic", topic, ["WRITE", "DESCRIBE", "DESCRIBE_CONFIGS"], pattern="LITERAL"
+    )
+    async with client_of(kafka_secure, writer, shared_topic=topic, read_timeout=60) as client:
+        history = client.history("user 1", messages_mode="full")
+        await history.aadd_user_message("written")
+        started = time.monotonic()
+        with pytest.raises(NotAuthorizedError) as caught:
+            await history.aget_messages()
+        assert time.monotonic() - started < FAST_S
+        assert writer.password not in str(caught.value)
 
 
 async def test_a_tenant_works_end_to_end_on_its_own_sessions_over_sasl_ssl(
