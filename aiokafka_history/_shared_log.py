@@ -127,8 +127,8 @@ class SharedLayout:
         """The transport, once the topic exists (created or validated) and is followed."""
         if self._closed:
             raise ConsumerStoppedError  # translated: the client was closed
-        if self._failure is not None:
-            raise self._failure
+        # A view that stopped (no READ permission, a broken view file) fails the reads that
+        # wait for it, not the writes.
         # The engine's checks on every call, not just the first: open, and on its home loop
         # (the started task below would otherwise hand its transport to any loop).
         await self.connect()

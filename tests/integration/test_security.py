@@ -151,6 +151,7 @@ async def test_a_tenant_works_in_its_own_shared_topic_and_a_reader_without_read_
             await history.aget_messages()
         assert time.monotonic() - started < FAST_S
         assert writer.password not in str(caught.value)
+        await history.aadd_user_message("writes still work")
 
 
 async def test_a_tenant_works_end_to_end_on_its_own_sessions_over_sasl_ssl(
