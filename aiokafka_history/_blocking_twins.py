@@ -8,6 +8,7 @@ client's loop from another thread (see ``_home_loop.py``).
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
@@ -45,6 +46,9 @@ class BlockingTwins:
         raise NotImplementedError
 
     async def alast_messages(self, count: int) -> list[BaseMessage]:
+        raise NotImplementedError
+
+    async def atimed_messages(self) -> list[tuple[datetime, BaseMessage]]:
         raise NotImplementedError
 
     def atail(
@@ -113,6 +117,10 @@ class BlockingTwins:
     def last_messages(self, count: int) -> list[BaseMessage]:
         """Blocking twin of :meth:`alast_messages`."""
         return self._hop("last_messages", self.alast_messages, count)
+
+    def timed_messages(self) -> list[tuple[datetime, BaseMessage]]:
+        """Blocking twin of :meth:`atimed_messages`."""
+        return self._hop("timed_messages", self.atimed_messages)
 
     def tail(
         self,

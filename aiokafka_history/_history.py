@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime, timezone
 from typing import Literal
 
 from langchain_core.chat_history import BaseChatMessageHistory
@@ -208,6 +209,18 @@ class AsyncKafkaChatMessageHistory(  # type: ignore[override]
         if count == 0:
             return []
         return await self._log.last(count)
+
+    async def atimed_messages(self) -> list[tuple[datetime, BaseMessage]]:
+        """The whole history, each message with the time Kafka stored it (UTC); moves nothing.
+
+        Raises:
+            SessionReadError: Kafka failed, or the read took longer than ``read_timeout``.
+        """
+        self._check_open()
+        return [
+            (datetime.fromtimestamp(ms / 1000, tz=timezone.utc), message)
+            for ms, message in await self._log.entries()
+        ]
 
     def atail(
         self,

@@ -151,6 +151,9 @@ class SessionLog(Protocol):
     async def last(self, count: int) -> list[BaseMessage]:
         """The newest ``count`` messages, oldest first; moves no position."""
 
+    async def entries(self) -> list[tuple[int, BaseMessage]]:
+        """The whole history, each message with its record's timestamp (ms); moves nothing."""
+
     async def append(self, messages: Sequence[BaseMessage]) -> None:
         """Store ``messages`` in order, all or nothing validated before sending."""
 

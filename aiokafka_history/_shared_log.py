@@ -258,7 +258,7 @@ class SharedLayout:
             if (
                 key is None
                 or raw_key is None
-                or (key.kind == "p" and value is not None and not value.strip().isdigit())
+                or (key.kind == "p" and value is not None and not _is_offset(value))
             ):
                 strays.append(Record(partition, offset, timestamp, value))
                 continue
@@ -407,13 +407,14 @@ class SharedSessionLog:
         """See :meth:`~._session_log.SessionLog.read`."""
         timeout = max_time if max_time is not None else self._layout.timeouts.read
         with translating("read", self.subject, "reading"):
-            return await within(
+            pairs = await within(
                 timeout + MARGIN, self._read(start, limit, timeout, commit, max_time is not None)
             )
+        return [message for _, message in pairs]
 
     async def _read(
         self, start: StartPosition, limit: int | None, timeout: float, commit: bool, partial: bool
-    ) -> list[BaseMessage]:
+    ) -> list[tuple[Record, BaseMessage]]:
         layout = self._layout
         deadline = time.monotonic() + timeout
         transport = await within(timeout, layout.ready())
@@ -441,7 +442,7 @@ class SharedSessionLog:
         limit: int | None,
         *,
         commit: bool,
-    ) -> list[BaseMessage]:
+    ) -> list[tuple[Record, BaseMessage]]:
         view = self._layout.view
         known: int | None = None
         if start == "latest":
@@ -469,7 +470,7 @@ class SharedSessionLog:
             position = end
         if commit and position != known:
             await self._commit(transport, p, position)
-        return [message for _, message in taken]
+        return taken
 
     def decode(self, p: int, rows: Sequence[Row]) -> list[tuple[Record, BaseMessage]]:
         records = [Record(p, r.offset, r.timestamp, r.value) for r in rows]
@@ -491,6 +492,15 @@ class SharedSessionLog:
         """Store ``position`` as the last consumed position (for tails)."""
         transport = await self._layout.ready()
         await self._commit(transport, p, position)
+
+    async def entries(self) -> list[tuple[int, BaseMessage]]:
+        """See :meth:`~._session_log.SessionLog.entries`."""
+        timeout = self._layout.timeouts.read
+        with translating("read", self.subject, "reading"):
+            pairs = await within(
+                timeout + MARGIN, self._read("beginning", None, timeout, False, False)
+            )
+        return [(record.timestamp, message) for record, message in pairs]
 
     async def last(self, count: int) -> list[BaseMessage]:
         """See :meth:`~._session_log.SessionLog.last`."""
@@ -682,6 +692,12 @@ def _translated(exc: BaseException, topic: str) -> BaseException:
             raise exc
     except BaseException as translated:
         return translated
+
+
+def _is_offset(value: bytes) -> bool:
+    """Whether a position record's value is an offset (digits that fit a signed 64-bit int)."""
+    digits = value.strip()
+    return len(digits) <= 19 and digits.isdigit() and int(digits) < 2**63
 
 
 def _failed(task: asyncio.Task[Any]) -> bool:

@@ -15,6 +15,7 @@ import threading
 import warnings
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 
 from langchain_core.chat_history import BaseChatMessageHistory
@@ -375,6 +376,10 @@ class KafkaChatMessageHistory(Closeable, BaseChatMessageHistory):
         """See :meth:`AsyncKafkaChatMessageHistory.alast_messages`."""
         return self._call(self._core.alast_messages, count)
 
+    def timed_messages(self) -> list[tuple[datetime, BaseMessage]]:
+        """See :meth:`AsyncKafkaChatMessageHistory.atimed_messages`."""
+        return self._call(self._core.atimed_messages)
+
     def tail(
         self,
         start: StartPosition = "latest",
@@ -459,6 +464,10 @@ class KafkaChatMessageHistory(Closeable, BaseChatMessageHistory):
     async def alast_messages(self, count: int) -> list[BaseMessage]:
         """:meth:`last_messages`, awaited."""
         return await self._run(self._core.alast_messages, count)
+
+    async def atimed_messages(self) -> list[tuple[datetime, BaseMessage]]:
+        """:meth:`timed_messages`, awaited."""
+        return await self._run(self._core.atimed_messages)
 
     async def aadd_messages(self, messages: Sequence[BaseMessage]) -> None:
         """:meth:`add_messages`, awaited."""

@@ -268,10 +268,11 @@ class TopicSessionLog:
         timeout = max_time if max_time is not None else self._layout.timeouts.read
         deadline = time.monotonic() + timeout
         with translating("read", self._subject, "reading"):
-            return await within(
+            pairs = await within(
                 timeout + MARGIN,
                 self._retrying_stale(lambda: self._read(start, limit, deadline, max_time, commit)),
             )
+        return [message for _, message in pairs]
 
     async def _read(
         self,
@@ -280,7 +281,7 @@ class TopicSessionLog:
         deadline: float,
         max_time: float | None,
         commit: bool,
-    ) -> list[BaseMessage]:
+    ) -> list[tuple[Record, BaseMessage]]:
         transport, parts = await self._partitions(create=False)
         if parts is None:
             return []
@@ -300,7 +301,7 @@ class TopicSessionLog:
         deadline: float,
         max_time: float | None,
         commit: bool,
-    ) -> list[BaseMessage]:
+    ) -> list[tuple[Record, BaseMessage]]:
         admin = transport.admin
         already: dict[int, int | None] = {}
         if start == "latest":
@@ -336,7 +337,18 @@ class TopicSessionLog:
         if commit:
             changed = {p: o for p, o in positions.items() if already.get(p) != o}
             await admin.commit(self.consumer_group, self.topic, changed)
-        return [message for _, message in taken]
+        return taken
+
+    async def entries(self) -> list[tuple[int, BaseMessage]]:
+        """See :meth:`~._session_log.SessionLog.entries`."""
+        timeout = self._layout.timeouts.read
+        deadline = time.monotonic() + timeout
+        with translating("read", self._subject, "reading"):
+            pairs = await within(
+                timeout + MARGIN,
+                self._retrying_stale(lambda: self._read("beginning", None, deadline, None, False)),
+            )
+        return [(record.timestamp, message) for record, message in pairs]
 
     async def last(self, count: int) -> list[BaseMessage]:
         """See :meth:`~._session_log.SessionLog.last`."""
