@@ -142,16 +142,18 @@ class SharedLayout:
         admin = transport.admin
         try:
             parts = await admin.describe(self.topic)
+            made = False
         except TopicMissingError:
-            await admin.create_topic(
+            made = await admin.create_topic(
                 self.topic,
                 partitions=self.settings.partition,
                 replication_factor=self.settings.replication_factor,
                 configs=self.settings.shared_topic_configs(),
             )
             parts = await self._appear(transport)
+        if made:
             configs = self.settings.shared_topic_configs()
-        else:
+        else:  # someone else's topic (or one created by another process just now)
             configs = await admin.topic_config(self.topic)
             check_shared_configs(self.topic, configs)
         keep = int(configs.get("delete.retention.ms", _DEFAULT_DELETE_RETENTION_MS)) / 1000
