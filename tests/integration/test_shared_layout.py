@@ -6,13 +6,14 @@ Behaviour common to both layouts is tested through the ``layout`` fixture in the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -44,17 +45,23 @@ def _contents(messages: Iterable[BaseMessage]) -> list[str]:
     return [str(m.content) for m in messages]
 
 
-async def _topic_configs(bootstrap: str, topic: str) -> dict[str, str]:
+@contextlib.asynccontextmanager
+async def _admin(bootstrap: str) -> AsyncIterator[AIOKafkaAdminClient]:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
+        yield admin
+    finally:
+        await admin.close()
+
+
+async def _topic_configs(bootstrap: str, topic: str) -> dict[str, str]:
+    async with _admin(bootstrap) as admin:
         (response,) = await admin.describe_configs(
             [ConfigResource(ConfigResourceType.TOPIC, topic)]
         )
         (_code, _msg, _type, _name, entries) = response.resources[0]
         return {e[0]: e[1] for e in entries}
-    finally:
-        await admin.close()
 
 
 async def _raw_records(bootstrap: str, topic: str, partitions: int) -> list[Any]:
@@ -116,27 +123,19 @@ async def test_the_topic_is_created_compacted_with_the_given_settings(
     assert configs["retention.ms"] == "3600000"
     assert int(configs["segment.ms"]) <= 3_600_000
     assert configs["max.compaction.lag.ms"] == "3600000"
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    await admin.start()
-    try:
+    async with _admin(kafka_bootstrap) as admin:
         (described,) = await admin.describe_topics([topic])
         assert len(described["partitions"]) == 3
-    finally:
-        await admin.close()
 
 
 async def test_an_existing_topic_without_compaction_is_refused(
     kafka_bootstrap: str, kafka_topics: TopicFactory
 ) -> None:
     topic = kafka_topics("plain")
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    await admin.start()
-    try:
+    async with _admin(kafka_bootstrap) as admin:
         await admin.create_topics(
             [NewTopic(topic, 1, 1, topic_configs={"cleanup.policy": "delete"})]
         )
-    finally:
-        await admin.close()
     async with AsyncKafkaHistoryClient(kafka_bootstrap, shared_topic=topic) as client:
         with pytest.raises(ConfigurationError, match=r"cleanup\.policy"):
             await client.history("s1").aadd_user_message("never written")
@@ -276,9 +275,7 @@ async def test_clear_and_delete_remove_records_physically(
 ) -> None:
     """On a small-segment compacted topic the cleaner removes what was cleared or deleted."""
     topic = kafka_topics("compacted")
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    await admin.start()
-    try:
+    async with _admin(kafka_bootstrap) as admin:
         configs = {
             "cleanup.policy": "compact",
             "segment.ms": "100",
@@ -287,8 +284,6 @@ async def test_clear_and_delete_remove_records_physically(
             "max.compaction.lag.ms": "100",
         }
         await admin.create_topics([NewTopic(topic, 1, 1, topic_configs=configs)])
-    finally:
-        await admin.close()
     gone = [f"gone-{i}" for i in range(5)]
     async with AsyncKafkaHistoryClient(kafka_bootstrap, shared_topic=topic) as client:
         cleared = client.history("cleared", messages_mode="full")
@@ -334,13 +329,9 @@ async def test_records_retention_removed_leave_the_view(
     async with AsyncKafkaHistoryClient(kafka_bootstrap, **options) as client:
         history = client.history("s1", messages_mode="full")
         await history.aadd_messages([HumanMessage(content=f"m{i}") for i in range(4)])
-        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-        await admin.start()
-        try:
+        async with _admin(kafka_bootstrap) as admin:
             # What retention does to old segments: the log start moves past them.
             await admin.delete_records({TopicPartition(topic, 0): RecordsToDelete(2)})
-        finally:
-            await admin.close()
         deadline = time.monotonic() + 30
         while _contents(await history.aget_messages()) != ["m2", "m3"]:
             assert time.monotonic() < deadline
@@ -408,12 +399,8 @@ async def test_langchain_community_topics_migrate(
     """A topic written the way langchain_community writes (3 partitions, no key)."""
     source = kafka_topics("community")
     shared = kafka_topics("shared")
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    await admin.start()
-    try:
+    async with _admin(kafka_bootstrap) as admin:
         await admin.create_topics([NewTopic(source, 3, 1)])
-    finally:
-        await admin.close()
     messages = [
         HumanMessage(content=f"q{i}") if i % 2 == 0 else AIMessage(content=f"a{i}")
         for i in range(12)
