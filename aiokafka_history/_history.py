@@ -88,8 +88,9 @@ class AsyncKafkaChatMessageHistory(  # type: ignore[override]
         messages_mode: ``"last_consumed"`` or ``"full"``, see above.
         consumer_group: the group whose committed offsets hold the last consumed position
             (default: the topic name, as langchain_community).
-        topic_prefix, encode_session_ids, **kafka_options: for the private client, see
-            :class:`AsyncKafkaHistoryClient`.
+        topic_prefix: for the private client, see :class:`AsyncKafkaHistoryClient`.
+        encode_session_ids: for the private client, see :class:`AsyncKafkaHistoryClient`.
+        **kafka_options: for the private client, see :class:`AsyncKafkaHistoryClient`.
 
     Raises:
         InvalidSessionIdError: the session id cannot name a topic (the rule is in the message).

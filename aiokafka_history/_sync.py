@@ -321,6 +321,11 @@ class KafkaChatMessageHistory(Closeable, BaseChatMessageHistory):
         return self._client
 
     @property
+    def topic_settings(self) -> TopicSettings:
+        """How the session's topic is created on first use (the shared topic's, if shared)."""
+        return self._core.topic_settings
+
+    @property
     def closed(self) -> bool:
         """Whether :meth:`close` was called."""
         return self._closed
