@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 from langchain_core.messages import BaseMessage, HumanMessage
@@ -18,6 +20,9 @@ from aiokafka_history import (
     KafkaHistoryClient,
 )
 
+OpenHistory = Callable[..., contextlib.AbstractContextManager[KafkaChatMessageHistory]]
+AOpenHistory = Callable[..., contextlib.AbstractAsyncContextManager[AsyncKafkaChatMessageHistory]]
+
 
 def _by_writer(messages: list[BaseMessage]) -> dict[str, list[int]]:
     out: dict[str, list[int]] = {}
@@ -27,8 +32,8 @@ def _by_writer(messages: list[BaseMessage]) -> dict[str, list[int]]:
     return out
 
 
-def test_sixteen_threads_share_one_sync_history(kafka_bootstrap: str, session_id: str) -> None:
-    with KafkaChatMessageHistory(session_id, kafka_bootstrap, messages_mode="full") as history:
+def test_sixteen_threads_share_one_sync_history(open_history: OpenHistory, session_id: str) -> None:
+    with open_history(session_id, messages_mode="full") as history:
 
         def work(worker: int) -> int:
             for i in range(25):
@@ -45,11 +50,11 @@ def test_sixteen_threads_share_one_sync_history(kafka_bootstrap: str, session_id
 
 
 def test_sixteen_threads_with_their_own_sessions_on_one_client(
-    kafka_bootstrap: str, make_session_id: Callable[[str], str]
+    kafka_bootstrap: str, layout: dict[str, Any], make_session_id: Callable[[str], str]
 ) -> None:
     sessions = [make_session_id(f"t{i}") for i in range(16)]
     barrier = threading.Barrier(16)
-    with KafkaHistoryClient(kafka_bootstrap) as client:
+    with KafkaHistoryClient(kafka_bootstrap, **layout) as client:
 
         def work(session: str) -> list[str]:
             history = client.history(session)
@@ -62,10 +67,10 @@ def test_sixteen_threads_with_their_own_sessions_on_one_client(
     assert results == [[f"{s}:{i}" for i in range(10)] for s in sessions]
 
 
-def test_sync_class_works_inside_a_running_loop(kafka_bootstrap: str, session_id: str) -> None:
+def test_sync_class_works_inside_a_running_loop(open_history: OpenHistory, session_id: str) -> None:
     async def notebook_cell() -> list[BaseMessage]:
         # A blocking call from a thread whose loop is running (a notebook, a sync helper).
-        with KafkaChatMessageHistory(session_id, kafka_bootstrap) as history:
+        with open_history(session_id) as history:
             history.add_user_message("from a running loop")
             # ...and its awaitable twins from the same loop, without blocking it.
             await history.aadd_ai_message("awaited")
@@ -74,8 +79,8 @@ def test_sync_class_works_inside_a_running_loop(kafka_bootstrap: str, session_id
     assert [m.content for m in asyncio.run(notebook_cell())] == ["from a running loop", "awaited"]
 
 
-def test_sync_class_awaited_from_several_loops(kafka_bootstrap: str, session_id: str) -> None:
-    with KafkaChatMessageHistory(session_id, kafka_bootstrap, messages_mode="full") as history:
+def test_sync_class_awaited_from_several_loops(open_history: OpenHistory, session_id: str) -> None:
+    with open_history(session_id, messages_mode="full") as history:
         for i in range(3):  # each asyncio.run is a new loop; the history's own loop stays
             asyncio.run(history.aadd_user_message(f"run{i}"))
         assert [m.content for m in asyncio.run(history.aget_messages())] == [
@@ -86,21 +91,27 @@ def test_sync_class_awaited_from_several_loops(kafka_bootstrap: str, session_id:
 
 
 def test_async_class_blocking_methods_in_every_context(
-    kafka_bootstrap: str, session_id: str
+    kafka_bootstrap: str, layout: dict[str, Any], aopen_history: AOpenHistory, session_id: str
 ) -> None:
     # 1. Plain blocking code, no loop anywhere: no hidden loop is started; the error names
     #    the async method and the blocking class to use instead. Nothing was written.
-    history = AsyncKafkaChatMessageHistory(session_id, kafka_bootstrap, messages_mode="full")
+    client = AsyncKafkaHistoryClient(kafka_bootstrap, **layout) if layout else None
+    history = (
+        client.history(session_id, messages_mode="full")
+        if client is not None
+        else AsyncKafkaChatMessageHistory(session_id, kafka_bootstrap, messages_mode="full")
+    )
     with pytest.raises(EventLoopError, match=r"KafkaChatMessageHistory.*aadd_user_message\(\)"):
         history.add_user_message("plain")
     with pytest.raises(EventLoopError, match="KafkaChatMessageHistory"):
         _ = history.messages
     history.close()
+    if client is not None:
+        assert not client.connected
+        client.close()
 
     async def in_loop() -> list[str]:
-        async with AsyncKafkaChatMessageHistory(
-            session_id, kafka_bootstrap, messages_mode="full"
-        ) as h:
+        async with aopen_history(session_id, messages_mode="full") as h:
             await h.aadd_user_message("native")
             # 2. A worker thread while the home loop runs: runs on the home loop.
             await asyncio.to_thread(h.add_user_message, "from a worker thread")
@@ -123,9 +134,9 @@ def test_async_class_blocking_methods_in_every_context(
 
 @pytest.mark.anyio
 async def test_concurrent_readers_and_writers_of_one_session(
-    kafka_bootstrap: str, session_id: str
+    kafka_bootstrap: str, layout: dict[str, Any], session_id: str
 ) -> None:
-    async with AsyncKafkaHistoryClient(kafka_bootstrap, max_readers=3) as client:
+    async with AsyncKafkaHistoryClient(kafka_bootstrap, max_readers=3, **layout) as client:
         writers = [client.history(session_id) for _ in range(4)]
         readers = [client.history(session_id, messages_mode="full") for _ in range(3)]
 
@@ -151,14 +162,18 @@ async def test_concurrent_readers_and_writers_of_one_session(
 
 
 def test_two_readers_never_steal_each_others_partitions(
-    kafka_bootstrap: str, session_id: str
+    open_history: OpenHistory, layout: dict[str, Any], session_id: str
 ) -> None:
-    """Group-subscribed readers would split the partitions; ours each see all of them."""
-    with KafkaChatMessageHistory(session_id, kafka_bootstrap, partition=3) as writer:
+    """Group-subscribed readers would split the partitions; ours each see all of them.
+
+    In the shared layout the topic has 3 partitions already and every reader is a client of
+    its own, with a view of its own.
+    """
+    with open_history(session_id, **({} if layout else {"partition": 3})) as writer:
         writer.add_messages([HumanMessage(content=f"w:{i}") for i in range(30)])
 
     def read_all(_: int) -> list[int]:
-        with KafkaChatMessageHistory(session_id, kafka_bootstrap) as reader:
+        with open_history(session_id) as reader:
             return _by_writer(reader.messages_from_beginning())["w"]
 
     with ThreadPoolExecutor(4) as pool:

@@ -16,6 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -51,6 +52,22 @@ async def topic_prefix(kafka_bootstrap: str) -> AsyncIterator[str]:
     async with AsyncKafkaHistoryClient(kafka_bootstrap, topic_prefix=prefix) as client:
         for session_id in await client.list_sessions():
             await client.delete_session(session_id)
+
+
+@pytest.fixture
+def app_layout(layout: dict[str, Any], topic_prefix: str) -> dict[str, Any]:
+    """Options of a client that sees the app's sessions in the test's storage layout.
+
+    A topic per session: the test's topic prefix. Shared: the layout's fresh shared topic,
+    which the app is given with ``create_app(..., shared_topic=...)``.
+    """
+    return layout or {"topic_prefix": topic_prefix}
+
+
+def make_app(kafka_bootstrap: str, topic_prefix: str, app_layout: dict[str, Any]) -> FastAPI:
+    """The example app in the test's storage layout."""
+    shared_topic = app_layout.get("shared_topic")
+    return create_app(kafka_bootstrap, topic_prefix=topic_prefix, shared_topic=shared_topic)
 
 
 @contextlib.asynccontextmanager
@@ -148,14 +165,17 @@ def stray_threads(before: set[threading.Thread], timeout: float) -> list[str]:
 
 
 async def test_concurrent_requests_store_every_message_once_in_order(
-    kafka_bootstrap: str, topic_prefix: str, caplog: pytest.LogCaptureFixture
+    kafka_bootstrap: str,
+    topic_prefix: str,
+    app_layout: dict[str, Any],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     threads_before = set(threading.enumerate())
     session_ids = [f"s{i:02d}" for i in range(SESSIONS)]
     plans = {sid: plan(i, sid) for i, sid in enumerate(session_ids)}
     expected = {sid: expected_history(steps) for sid, steps in plans.items()}
     assert sum(len(steps) for steps in plans.values()) == 200
-    app = create_app(kafka_bootstrap, topic_prefix=topic_prefix)
+    app = make_app(kafka_bootstrap, topic_prefix, app_layout)
 
     limits = httpx.Limits(max_connections=SESSIONS)
     async with (
@@ -177,7 +197,9 @@ async def test_concurrent_requests_store_every_message_once_in_order(
     assert health["status"] == "ok"
     assert health["loop_lag_samples"] > 0
     # The sync replies ran the write on the server's loop, not on a private bridge thread.
-    assert library_threads == []
+    # (The shared layout's local view has its one thread, for SQLite: no loop runs there.)
+    shared = "shared_topic" in app_layout
+    assert library_threads == (["aiokafka-history-view_0"] if shared else [])
 
     # The server is down: every background task finished and the lifespan closed the client.
     client = app.state.history_client
@@ -191,7 +213,7 @@ async def test_concurrent_requests_store_every_message_once_in_order(
     assert probe.max_lag < BLOCKED_LOOP_LAG, "the server's event loop was blocked"
 
     # What Kafka holds, read with a fresh client: each message exactly once, in order.
-    async with AsyncKafkaHistoryClient(kafka_bootstrap, topic_prefix=topic_prefix) as reader:
+    async with AsyncKafkaHistoryClient(kafka_bootstrap, **app_layout) as reader:
         assert await reader.list_sessions() == session_ids
         for sid in session_ids:
             stored = await reader.history(sid, messages_mode="full").aget_messages()
@@ -205,8 +227,10 @@ async def test_concurrent_requests_store_every_message_once_in_order(
     assert errors == []
 
 
-async def test_invalid_session_ids_are_422(kafka_bootstrap: str, topic_prefix: str) -> None:
-    app = create_app(kafka_bootstrap, topic_prefix=topic_prefix)
+async def test_invalid_session_ids_are_422(
+    kafka_bootstrap: str, topic_prefix: str, app_layout: dict[str, Any]
+) -> None:
+    app = make_app(kafka_bootstrap, topic_prefix, app_layout)
     async with serve(app) as url, httpx.AsyncClient(base_url=url, timeout=60) as http:
         for bad in ("bad id!", "x" * 250, "sessión"):
             path = f"/sessions/{quote(bad, safe='')}"
@@ -225,7 +249,7 @@ async def test_invalid_session_ids_are_422(kafka_bootstrap: str, topic_prefix: s
         response = await http.post("/sessions/ok/messages", json={"role": "system", "content": "x"})
         assert response.status_code == 422
     assert app.state.history_client.closed
-    async with AsyncKafkaHistoryClient(kafka_bootstrap, topic_prefix=topic_prefix) as client:
+    async with AsyncKafkaHistoryClient(kafka_bootstrap, **app_layout) as client:
         assert await client.list_sessions() == []
 
 

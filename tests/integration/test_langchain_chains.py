@@ -9,6 +9,7 @@ passed straight to the model.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, Literal
@@ -60,6 +61,9 @@ HISTORY_CLASS: dict[ClientClass, type[BaseChatMessageHistory]] = {
     KafkaHistoryClient: KafkaChatMessageHistory,
     AsyncKafkaHistoryClient: AsyncKafkaChatMessageHistory,
 }
+
+OpenHistory = Callable[..., contextlib.AbstractContextManager[KafkaChatMessageHistory]]
+AOpenHistory = Callable[..., contextlib.AbstractAsyncContextManager[AsyncKafkaChatMessageHistory]]
 
 
 class RecordingChatModel(BaseChatModel):
@@ -207,15 +211,14 @@ def assert_each_prompt_holds_the_earlier_turns(
         assert prompt == [*stored[: 2 * turn], HumanMessage(content=question)]
 
 
-def read_full_history(kafka_bootstrap: str, session_id: str) -> list[BaseMessage]:
-    with KafkaChatMessageHistory(session_id, kafka_bootstrap, messages_mode="full") as fresh:
+def read_full_history(open_history: OpenHistory, session_id: str) -> list[BaseMessage]:
+    """The whole session, read by a fresh history (and, in the shared layout, a fresh view)."""
+    with open_history(session_id, messages_mode="full") as fresh:
         return fresh.messages
 
 
-async def aread_full_history(kafka_bootstrap: str, session_id: str) -> list[BaseMessage]:
-    async with AsyncKafkaChatMessageHistory(
-        session_id, kafka_bootstrap, messages_mode="full"
-    ) as fresh:
+async def aread_full_history(aopen_history: AOpenHistory, session_id: str) -> list[BaseMessage]:
+    async with aopen_history(session_id, messages_mode="full") as fresh:
         return await fresh.aget_messages()
 
 
@@ -226,6 +229,8 @@ async def aread_full_history(kafka_bootstrap: str, session_id: str) -> list[Base
 @pytest.mark.parametrize("shape", SHAPES)
 def test_blocking_chain_calls_see_the_whole_history(
     kafka_bootstrap: str,
+    layout: dict[str, Any],
+    open_history: OpenHistory,
     session_id: str,
     shape: Shape,
     call: Literal["invoke", "stream"],
@@ -234,30 +239,34 @@ def test_blocking_chain_calls_see_the_whole_history(
     turn = invoke_turn if call == "invoke" else stream_turn
     model = RecordingChatModel()
     made: list[BaseChatMessageHistory] = []
-    with KafkaHistoryClient(kafka_bootstrap) as client:
+    with KafkaHistoryClient(kafka_bootstrap, **layout) as client:
         chain = make_chain(model, full_history_factory(client, made), shape)
         answers = [turn(chain, shape, q, session_id) for q in QUESTIONS]
 
     assert made and all(type(h) is KafkaChatMessageHistory for h in made)
-    stored = read_full_history(kafka_bootstrap, session_id)
+    stored = read_full_history(open_history, session_id)
     assert_each_prompt_holds_the_earlier_turns(model, answers, stored)
 
 
 @pytest.mark.parametrize("call", ["invoke", "stream"])
 def test_blocking_chain_calls_with_the_async_client_say_what_to_use(
-    kafka_bootstrap: str, session_id: str, call: Literal["invoke", "stream"]
+    kafka_bootstrap: str,
+    layout: dict[str, Any],
+    open_history: OpenHistory,
+    session_id: str,
+    call: Literal["invoke", "stream"],
 ) -> None:
     """Plain threads with the async client: no hidden loop, a clear error, nothing stored."""
     turn = invoke_turn if call == "invoke" else stream_turn
     model = RecordingChatModel()
-    with AsyncKafkaHistoryClient(kafka_bootstrap) as client:
+    with AsyncKafkaHistoryClient(kafka_bootstrap, **layout) as client:
         chain = make_chain(model, full_history_factory(client, []), "placeholder")
         with pytest.raises(EventLoopError, match="KafkaChatMessageHistory") as info:
             turn(chain, "placeholder", QUESTIONS[0], session_id)
         assert "aget_messages()" in str(info.value)
         assert not client.connected  # nothing was started behind the caller's back
     assert model.prompts == []
-    assert read_full_history(kafka_bootstrap, session_id) == []
+    assert read_full_history(open_history, session_id) == []
 
 
 @pytest.mark.anyio
@@ -266,6 +275,8 @@ def test_blocking_chain_calls_with_the_async_client_say_what_to_use(
 @pytest.mark.parametrize("client_class", CLIENTS)
 async def test_async_chain_calls_see_the_whole_history(
     kafka_bootstrap: str,
+    layout: dict[str, Any],
+    aopen_history: AOpenHistory,
     session_id: str,
     client_class: ClientClass,
     shape: Shape,
@@ -275,12 +286,12 @@ async def test_async_chain_calls_see_the_whole_history(
     turn = ainvoke_turn if call == "ainvoke" else astream_turn
     model = RecordingChatModel()
     made: list[BaseChatMessageHistory] = []
-    async with client_class(kafka_bootstrap) as client:
+    async with client_class(kafka_bootstrap, **layout) as client:
         chain = make_chain(model, full_history_factory(client, made), shape)
         answers = [await turn(chain, shape, q, session_id) for q in QUESTIONS]
 
     assert made and all(type(h) is HISTORY_CLASS[client_class] for h in made)
-    stored = await aread_full_history(kafka_bootstrap, session_id)
+    stored = await aread_full_history(aopen_history, session_id)
     assert_each_prompt_holds_the_earlier_turns(model, answers, stored)
 
 
@@ -289,6 +300,8 @@ async def test_async_chain_calls_see_the_whole_history(
 @pytest.mark.parametrize("client_class", CLIENTS)
 async def test_one_session_across_call_styles_and_threads(
     kafka_bootstrap: str,
+    layout: dict[str, Any],
+    aopen_history: AOpenHistory,
     session_id: str,
     client_class: ClientClass,
     shape: Shape,
@@ -299,7 +312,7 @@ async def test_one_session_across_call_styles_and_threads(
     """
     model = RecordingChatModel()
     made: list[BaseChatMessageHistory] = []
-    async with client_class(kafka_bootstrap) as client:
+    async with client_class(kafka_bootstrap, **layout) as client:
         chain = make_chain(model, full_history_factory(client, made), shape)
         first, second, third, fourth = QUESTIONS
         answers = [
@@ -309,20 +322,24 @@ async def test_one_session_across_call_styles_and_threads(
             await asyncio.to_thread(invoke_turn, chain, shape, fourth, session_id),
         ]
 
-    stored = await aread_full_history(kafka_bootstrap, session_id)
+    stored = await aread_full_history(aopen_history, session_id)
     assert_each_prompt_holds_the_earlier_turns(model, answers, stored)
 
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("shape", SHAPES)
 async def test_blocking_chain_calls_inside_a_running_loop(
-    kafka_bootstrap: str, session_id: str, shape: Shape
+    kafka_bootstrap: str,
+    layout: dict[str, Any],
+    aopen_history: AOpenHistory,
+    session_id: str,
+    shape: Shape,
 ) -> None:
     """A notebook cell: ``invoke`` / ``stream`` block the loop; the blocking client's own
     loop thread serves them."""
     model = RecordingChatModel()
     made: list[BaseChatMessageHistory] = []
-    async with KafkaHistoryClient(kafka_bootstrap) as client:
+    async with KafkaHistoryClient(kafka_bootstrap, **layout) as client:
         chain = make_chain(model, full_history_factory(client, made), shape)
         first, second, third, fourth = QUESTIONS
         answers = [
@@ -332,17 +349,17 @@ async def test_blocking_chain_calls_inside_a_running_loop(
             await astream_turn(chain, shape, fourth, session_id),
         ]
 
-    stored = await aread_full_history(kafka_bootstrap, session_id)
+    stored = await aread_full_history(aopen_history, session_id)
     assert_each_prompt_holds_the_earlier_turns(model, answers, stored)
 
 
 @pytest.mark.anyio
 async def test_blocking_chain_calls_on_the_async_clients_own_loop_are_refused(
-    kafka_bootstrap: str, session_id: str
+    kafka_bootstrap: str, layout: dict[str, Any], aopen_history: AOpenHistory, session_id: str
 ) -> None:
     """``invoke`` on the loop the async client lives on would deadlock: a clear error."""
     model = RecordingChatModel()
-    async with AsyncKafkaHistoryClient(kafka_bootstrap) as client:
+    async with AsyncKafkaHistoryClient(kafka_bootstrap, **layout) as client:
         chain = make_chain(model, full_history_factory(client, []), "placeholder")
         first = await ainvoke_turn(chain, "placeholder", QUESTIONS[0], session_id)
         # LangChain reads the history in a worker thread while invoke() blocks the loop the
@@ -354,7 +371,7 @@ async def test_blocking_chain_calls_on_the_async_clients_own_loop_are_refused(
         # The refused turn left nothing behind; the next async turn sees the first one.
         second = await ainvoke_turn(chain, "placeholder", QUESTIONS[1], session_id)
 
-    stored = await aread_full_history(kafka_bootstrap, session_id)
+    stored = await aread_full_history(aopen_history, session_id)
     assert transcript(stored) == expected_transcript(2)
     assert [first, second] == [text for role, text in expected_transcript(2) if role == "ai"]
     assert model.prompts == [
@@ -367,7 +384,7 @@ async def test_blocking_chain_calls_on_the_async_clients_own_loop_are_refused(
 
 
 def test_last_consumed_mode_feeds_a_chain_only_the_previous_turn(
-    kafka_bootstrap: str, session_id: str
+    kafka_bootstrap: str, layout: dict[str, Any], open_history: OpenHistory, session_id: str
 ) -> None:
     """Each read returns only what is new since the last read and moves the position past it.
 
@@ -375,11 +392,11 @@ def test_last_consumed_mode_feeds_a_chain_only_the_previous_turn(
     holds the previous turn alone: the chain forgets everything older.
     """
     model = RecordingChatModel()
-    with KafkaHistoryClient(kafka_bootstrap) as client:
+    with KafkaHistoryClient(kafka_bootstrap, **layout) as client:
         chain = make_chain(model, client.history, "placeholder")  # default messages_mode
         answers = [invoke_turn(chain, "placeholder", q, session_id) for q in QUESTIONS]
 
-    stored = read_full_history(kafka_bootstrap, session_id)
+    stored = read_full_history(open_history, session_id)
     assert transcript(stored) == expected_transcript(4)  # the topic itself is right
     assert answers == [f"reply {n} to {q}" for n, q in enumerate(QUESTIONS, start=1)]
     hi, kafka, topic, thanks = QUESTIONS
@@ -392,13 +409,13 @@ def test_last_consumed_mode_feeds_a_chain_only_the_previous_turn(
 
 
 def test_last_consumed_mode_makes_a_chain_rewrite_the_history(
-    kafka_bootstrap: str, session_id: str
+    kafka_bootstrap: str, layout: dict[str, Any], open_history: OpenHistory, session_id: str
 ) -> None:
     """Without ``history_messages_key`` the chain reads the history again after the model ran,
     to cut it off the input before saving; in this mode that read is empty, so nothing is cut
     and every turn writes the whole conversation again."""
     model = RecordingChatModel()
-    with KafkaHistoryClient(kafka_bootstrap) as client:
+    with KafkaHistoryClient(kafka_bootstrap, **layout) as client:
         chain = make_chain(model, client.history, "messages")  # default messages_mode
         for q in QUESTIONS:
             invoke_turn(chain, "messages", q, session_id)
@@ -408,7 +425,7 @@ def test_last_consumed_mode_makes_a_chain_rewrite_the_history(
         [*expected_transcript(n), ("human", q)] for n, q in enumerate(QUESTIONS)
     ]
     # ... but the topic grows quadratically: 2 + 4 + 6 + 8 records instead of 8.
-    stored = read_full_history(kafka_bootstrap, session_id)
+    stored = read_full_history(open_history, session_id)
     assert transcript(stored) == [
         message for n in range(1, len(QUESTIONS) + 1) for message in expected_transcript(n)
     ]

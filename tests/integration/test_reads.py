@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from aiokafka import TopicPartition
@@ -12,7 +15,45 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.records_to_delete import RecordsToDelete
 from langchain_core.messages import AIMessage, HumanMessage
 
-from aiokafka_history import AsyncKafkaChatMessageHistory, KafkaChatMessageHistory
+from aiokafka_history import (
+    AsyncKafkaChatMessageHistory,
+    InvalidSessionIdError,
+    KafkaChatMessageHistory,
+    KafkaHistoryClient,
+)
+
+OpenHistory = Callable[..., contextlib.AbstractContextManager[KafkaChatMessageHistory]]
+AOpenHistory = Callable[..., contextlib.AbstractAsyncContextManager[AsyncKafkaChatMessageHistory]]
+
+# Opens a history in the layout given on the command line, as the test's own process does.
+OPEN_IN_LAYOUT = """
+import contextlib, sys
+from aiokafka_history import KafkaChatMessageHistory, KafkaHistoryClient, TopicSettings
+
+@contextlib.contextmanager
+def open_history(session_id, bootstrap, shared_topic, partitions):
+    if not shared_topic:
+        with KafkaChatMessageHistory(session_id, bootstrap) as history:
+            yield history
+        return
+    settings = TopicSettings(partition=int(partitions))
+    with KafkaHistoryClient(
+        bootstrap, shared_topic=shared_topic, shared_topic_settings=settings
+    ) as client, client.history(session_id) as history:
+        yield history
+"""
+
+
+def _layout_args(layout: dict[str, Any]) -> list[str]:
+    """The layout as command-line arguments of :data:`OPEN_IN_LAYOUT`: topic, partitions."""
+    if not layout:
+        return ["", "0"]
+    return [layout["shared_topic"], str(layout["shared_topic_settings"].partition)]
+
+
+def _topic_options(layout: dict[str, Any], partitions: int) -> dict[str, Any]:
+    """A multi-partition session: its own topic's setting, or the shared topic's (3)."""
+    return {} if layout else {"partition": partitions}
 
 
 def _contents(messages: list) -> list[str]:  # type: ignore[type-arg]
@@ -20,9 +61,9 @@ def _contents(messages: list) -> list[str]:  # type: ignore[type-arg]
 
 
 def test_read_with_nothing_new_does_not_wait_out_max_time(
-    kafka_bootstrap: str, session_id: str
+    open_history: OpenHistory, session_id: str
 ) -> None:
-    with KafkaChatMessageHistory(session_id, kafka_bootstrap) as history:
+    with open_history(session_id) as history:
         history.add_user_message("only")
         assert _contents(history.messages) == ["only"]
         for read in (
@@ -35,17 +76,17 @@ def test_read_with_nothing_new_does_not_wait_out_max_time(
             assert time.monotonic() - started < 30
 
 
-def test_empty_new_topic_reads_empty(kafka_bootstrap: str, session_id: str) -> None:
-    with KafkaChatMessageHistory(session_id, kafka_bootstrap) as history:
+def test_empty_new_topic_reads_empty(open_history: OpenHistory, session_id: str) -> None:
+    with open_history(session_id) as history:
         assert history.messages == []
         assert history.messages_from_beginning() == []
         assert history.last_messages(5) == []
 
 
 def test_max_message_count_caps_and_moves_the_position_exactly(
-    kafka_bootstrap: str, session_id: str
+    open_history: OpenHistory, session_id: str
 ) -> None:
-    with KafkaChatMessageHistory(session_id, kafka_bootstrap) as history:
+    with open_history(session_id) as history:
         history.add_messages([HumanMessage(content=f"m{i}") for i in range(10)])
         assert _contents(history.messages_from_last_consumed(max_message_count=3)) == [
             "m0",
@@ -63,9 +104,9 @@ def test_max_message_count_caps_and_moves_the_position_exactly(
 
 
 def test_keyed_writes_keep_order_on_a_multi_partition_topic(
-    kafka_bootstrap: str, session_id: str
+    open_history: OpenHistory, layout: dict[str, Any], session_id: str
 ) -> None:
-    with KafkaChatMessageHistory(session_id, kafka_bootstrap, partition=6) as history:
+    with open_history(session_id, **_topic_options(layout, 6)) as history:
         for i in range(0, 60, 3):
             history.add_messages([HumanMessage(content=f"m{j}") for j in range(i, i + 3)])
         assert _contents(history.messages_from_beginning()) == [f"m{i}" for i in range(60)]
@@ -73,11 +114,11 @@ def test_keyed_writes_keep_order_on_a_multi_partition_topic(
 
 
 def test_full_mode_returns_everything_and_moves_nothing(
-    kafka_bootstrap: str, session_id: str
+    open_history: OpenHistory, session_id: str
 ) -> None:
     with (
-        KafkaChatMessageHistory(session_id, kafka_bootstrap, messages_mode="full") as full,
-        KafkaChatMessageHistory(session_id, kafka_bootstrap) as seed,
+        open_history(session_id, messages_mode="full") as full,
+        open_history(session_id) as seed,
     ):
         full.add_user_message("a")
         full.add_ai_message("b")
@@ -88,34 +129,43 @@ def test_full_mode_returns_everything_and_moves_nothing(
         assert _contents(full.get_messages()) == ["a", "b"]
 
 
-def test_position_survives_a_new_process(kafka_bootstrap: str, session_id: str) -> None:
-    with KafkaChatMessageHistory(session_id, kafka_bootstrap) as history:
+def test_position_survives_a_new_process(
+    open_history: OpenHistory, layout: dict[str, Any], kafka_bootstrap: str, session_id: str
+) -> None:
+    with open_history(session_id) as history:
         history.add_messages([HumanMessage(content=f"m{i}") for i in range(5)])
         assert len(history.messages_from_last_consumed(max_message_count=2)) == 2
-    script = (
-        "import sys\n"
-        "from aiokafka_history import KafkaChatMessageHistory\n"
-        "with KafkaChatMessageHistory(sys.argv[1], sys.argv[2]) as h:\n"
+    script = OPEN_IN_LAYOUT + (
+        "with open_history(*sys.argv[1:5]) as h:\n"
         "    print(','.join(m.content for m in h.messages))\n"
     )
     done = subprocess.run(
-        [sys.executable, "-W", "error", "-c", script, session_id, kafka_bootstrap],
+        [
+            sys.executable,
+            "-W",
+            "error",
+            "-c",
+            script,
+            session_id,
+            kafka_bootstrap,
+            *_layout_args(layout),
+        ],
         capture_output=True,
         text=True,
         timeout=60,
         check=True,
     )
     assert done.stdout.strip() == "m2,m3,m4"
-    with KafkaChatMessageHistory(session_id, kafka_bootstrap) as history:
+    with open_history(session_id) as history:
         assert history.messages == []
 
 
 def test_consumer_group_option_keeps_separate_positions(
-    kafka_bootstrap: str, session_id: str
+    open_history: OpenHistory, session_id: str
 ) -> None:
     with (
-        KafkaChatMessageHistory(session_id, kafka_bootstrap, consumer_group="g-a") as a,
-        KafkaChatMessageHistory(session_id, kafka_bootstrap, consumer_group="g-b") as b,
+        open_history(session_id, consumer_group="g-a") as a,
+        open_history(session_id, consumer_group="g-b") as b,
     ):
         a.add_user_message("x")
         assert _contents(a.messages) == ["x"]
@@ -123,8 +173,8 @@ def test_consumer_group_option_keeps_separate_positions(
         assert _contents(b.messages) == ["x"]
 
 
-def test_messages_from_latest_skips_history(kafka_bootstrap: str, session_id: str) -> None:
-    with KafkaChatMessageHistory(session_id, kafka_bootstrap) as history:
+def test_messages_from_latest_skips_history(open_history: OpenHistory, session_id: str) -> None:
+    with open_history(session_id) as history:
         history.add_messages([HumanMessage(content="old1"), HumanMessage(content="old2")])
         assert history.messages_from_latest() == []
         assert history.messages == []
@@ -133,9 +183,9 @@ def test_messages_from_latest_skips_history(kafka_bootstrap: str, session_id: st
 
 
 def test_clear_empties_at_once_and_the_session_keeps_working(
-    kafka_bootstrap: str, session_id: str
+    open_history: OpenHistory, layout: dict[str, Any], session_id: str
 ) -> None:
-    with KafkaChatMessageHistory(session_id, kafka_bootstrap, partition=3) as history:
+    with open_history(session_id, **_topic_options(layout, 3)) as history:
         history.add_messages([HumanMessage(content=f"m{i}") for i in range(7)])
         assert len(history.messages) == 7
         history.clear()
@@ -148,12 +198,24 @@ def test_clear_empties_at_once_and_the_session_keeps_working(
 
 
 @pytest.mark.anyio
-async def test_last_messages_reads_only_a_window(kafka_bootstrap: str, session_id: str) -> None:
-    async with AsyncKafkaChatMessageHistory(session_id, kafka_bootstrap) as history:
+async def test_last_messages_reads_only_a_window(
+    aopen_history: AOpenHistory, session_id: str
+) -> None:
+    async with aopen_history(session_id) as history:
         await history.aadd_messages([HumanMessage(content=f"m{i}") for i in range(500)])
         assert _contents(await history.alast_messages(3)) == ["m497", "m498", "m499"]
         assert len(await history.alast_messages(1000)) == 500
         assert await history.alast_messages(0) == []
+
+
+@pytest.mark.anyio
+async def test_last_messages_steps_over_deleted_records(
+    kafka_bootstrap: str, session_id: str
+) -> None:
+    """Topic per session only: DeleteRecords on the session's own topic."""
+    async with AsyncKafkaChatMessageHistory(session_id, kafka_bootstrap) as history:
+        await history.aadd_messages([HumanMessage(content=f"m{i}") for i in range(500)])
+        assert _contents(await history.alast_messages(3)) == ["m497", "m498", "m499"]
         # Holes at the start of the log (deleted records) are stepped over.
         admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
         await admin.start()
@@ -168,8 +230,6 @@ async def test_last_messages_reads_only_a_window(kafka_bootstrap: str, session_i
 
 @pytest.mark.parametrize("bad", ["has space", "a/b", "", "x" * 250, ".."])
 def test_invalid_session_ids_fail_at_construction(kafka_bootstrap: str, bad: str) -> None:
-    from aiokafka_history import InvalidSessionIdError
-
     with pytest.raises(InvalidSessionIdError, match="session id"):
         KafkaChatMessageHistory(bad, kafka_bootstrap)
 
@@ -183,3 +243,50 @@ def test_encoded_session_ids_round_trip(kafka_bootstrap: str, session_id: str) -
             assert history.topic != session
         finally:
             history.delete_topic()
+
+
+SHARED = pytest.mark.parametrize("layout", ["shared-topic"], indirect=True)
+
+
+@SHARED
+@pytest.mark.parametrize(
+    ("bad", "rule"),
+    [
+        pytest.param("", "non-empty str", id="empty"),
+        pytest.param("a\x00b", "must not contain NUL", id="nul"),
+        pytest.param("x" * 1025, "at most 1024 bytes", id="1025-bytes"),
+        # 513 characters, 1026 bytes in UTF-8
+        pytest.param("é" * 513, "at most 1024 bytes", id="1026-utf8-bytes"),
+    ],
+)
+def test_invalid_shared_session_ids_fail_at_construction(
+    kafka_bootstrap: str, layout: dict[str, Any], bad: str, rule: str
+) -> None:
+    with KafkaHistoryClient(kafka_bootstrap, **layout) as client:
+        with pytest.raises(InvalidSessionIdError, match=rule):
+            client.history(bad)
+        assert not client.connected  # refused before any I/O
+
+
+@SHARED
+def test_any_session_id_round_trips_in_the_shared_topic(
+    open_history: OpenHistory, layout: dict[str, Any], session_id: str
+) -> None:
+    """The shared layout's counterpart of encoded ids: any id is a key, no encoding needed."""
+    sessions = [
+        f"user@example.com/{session_id} #1 ☃",
+        "..",
+        "has space",
+        "__consumer_offsets",
+        "x" * 1024,
+        "é" * 512,
+    ]
+    for n, session in enumerate(sessions):
+        with open_history(session) as history:
+            history.add_user_message(f"hello {n}")
+            assert _contents(history.messages) == [f"hello {n}"]
+            assert history.session_id == session
+            assert history.topic == layout["shared_topic"]
+    for n, session in enumerate(sessions):  # each its own session, in a fresh view
+        with open_history(session, messages_mode="full") as history:
+            assert _contents(history.messages) == [f"hello {n}"]

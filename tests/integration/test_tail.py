@@ -3,35 +3,71 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from langchain_core.messages import HumanMessage
 
 from aiokafka_history import AsyncKafkaChatMessageHistory, KafkaChatMessageHistory
 
+OpenHistory = Callable[..., contextlib.AbstractContextManager[KafkaChatMessageHistory]]
+AOpenHistory = Callable[..., contextlib.AbstractAsyncContextManager[AsyncKafkaChatMessageHistory]]
+
+# argv: session, bootstrap, count, then the layout: shared topic ("" for a topic per
+# session) and its partitions.
 WRITER = """
-import sys, time
+import contextlib, sys, time
 from langchain_core.messages import HumanMessage
-from aiokafka_history import KafkaChatMessageHistory
-with KafkaChatMessageHistory(sys.argv[1], sys.argv[2]) as history:
+from aiokafka_history import KafkaChatMessageHistory, KafkaHistoryClient, TopicSettings
+
+@contextlib.contextmanager
+def open_history(session_id, bootstrap, shared_topic, partitions):
+    if not shared_topic:
+        with KafkaChatMessageHistory(session_id, bootstrap) as history:
+            yield history
+        return
+    settings = TopicSettings(partition=int(partitions))
+    with KafkaHistoryClient(
+        bootstrap, shared_topic=shared_topic, shared_topic_settings=settings
+    ) as client, client.history(session_id) as history:
+        yield history
+
+with open_history(sys.argv[1], sys.argv[2], *sys.argv[4:6]) as history:
     for i in range(int(sys.argv[3])):
         history.add_message(HumanMessage(content=f"live:{i}"))
         time.sleep(0.005)
 """
 
 
+def _layout_args(layout: dict[str, Any]) -> list[str]:
+    """The layout as the writer's last arguments: shared topic and partitions."""
+    if not layout:
+        return ["", "0"]
+    return [layout["shared_topic"], str(layout["shared_topic_settings"].partition)]
+
+
 def test_a_tail_receives_every_message_another_process_writes(
-    kafka_bootstrap: str, session_id: str
+    aopen_history: AOpenHistory, layout: dict[str, Any], kafka_bootstrap: str, session_id: str
 ) -> None:
     # Kept on its own asyncio.run: the writer is a child process (asyncio subprocess API).
     async def scenario() -> list[str]:
         async with (
-            AsyncKafkaChatMessageHistory(session_id, kafka_bootstrap) as history,
+            aopen_history(session_id) as history,
             history.atail("latest", idle_timeout=30) as tail,
         ):
             writer = await asyncio.create_subprocess_exec(
-                sys.executable, "-W", "error", "-c", WRITER, session_id, kafka_bootstrap, "100"
+                sys.executable,
+                "-W",
+                "error",
+                "-c",
+                WRITER,
+                session_id,
+                kafka_bootstrap,
+                "100",
+                *_layout_args(layout),
             )
             received = []
             async for message in tail:
@@ -44,8 +80,8 @@ def test_a_tail_receives_every_message_another_process_writes(
     assert asyncio.run(scenario()) == [f"live:{i}" for i in range(100)]
 
 
-def test_tail_start_positions_and_commit(kafka_bootstrap: str, session_id: str) -> None:
-    with KafkaChatMessageHistory(session_id, kafka_bootstrap) as history:
+def test_tail_start_positions_and_commit(open_history: OpenHistory, session_id: str) -> None:
+    with open_history(session_id) as history:
         history.add_messages([HumanMessage(content=f"old:{i}") for i in range(3)])
         with history.tail("beginning", idle_timeout=0.5) as tail:
             assert [m.content for m in tail] == ["old:0", "old:1", "old:2"]
@@ -60,10 +96,10 @@ def test_tail_start_positions_and_commit(kafka_bootstrap: str, session_id: str) 
 
 @pytest.mark.anyio
 async def test_cancelling_a_waiting_tail_loses_nothing(
-    kafka_bootstrap: str, session_id: str
+    aopen_history: AOpenHistory, session_id: str
 ) -> None:
     async with (
-        AsyncKafkaChatMessageHistory(session_id, kafka_bootstrap) as history,
+        aopen_history(session_id) as history,
         history.atail("latest") as tail,
     ):
         waiting = asyncio.ensure_future(tail.__anext__())
@@ -75,8 +111,10 @@ async def test_cancelling_a_waiting_tail_loses_nothing(
     assert received == [f"m{i}" for i in range(5)]
 
 
-def test_sync_class_tail_awaited_from_another_loop(kafka_bootstrap: str, session_id: str) -> None:
-    with KafkaChatMessageHistory(session_id, kafka_bootstrap) as history:
+def test_sync_class_tail_awaited_from_another_loop(
+    open_history: OpenHistory, session_id: str
+) -> None:
+    with open_history(session_id) as history:
 
         async def scenario() -> list[str]:
             async with history.atail("latest", idle_timeout=1) as tail:
