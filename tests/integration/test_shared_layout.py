@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 import sqlite3
 import subprocess
 import sys
@@ -109,39 +108,6 @@ def test_options_are_checked_before_any_io() -> None:
         assert client.history("user 42 / chat: ü").session_id == "user 42 / chat: ü"
 
 
-async def test_the_topic_is_created_compacted_with_the_given_settings(
-    kafka_bootstrap: str, kafka_topics: TopicFactory
-) -> None:
-    topic = kafka_topics("shared")
-    settings = TopicSettings(ttl_ms=3_600_000, partition=3)
-    async with AsyncKafkaHistoryClient(
-        kafka_bootstrap, shared_topic=topic, shared_topic_settings=settings
-    ) as client:
-        await client.history("s1").aadd_user_message("hi")
-    configs = await _topic_configs(kafka_bootstrap, topic)
-    assert configs["cleanup.policy"] == "compact,delete"
-    assert configs["retention.ms"] == "3600000"
-    assert int(configs["segment.ms"]) <= 3_600_000
-    assert configs["max.compaction.lag.ms"] == "3600000"
-    async with _admin(kafka_bootstrap) as admin:
-        (described,) = await admin.describe_topics([topic])
-        assert len(described["partitions"]) == 3
-
-
-async def test_an_existing_topic_without_compaction_is_refused(
-    kafka_bootstrap: str, kafka_topics: TopicFactory
-) -> None:
-    topic = kafka_topics("plain")
-    async with _admin(kafka_bootstrap) as admin:
-        await admin.create_topics(
-            [NewTopic(topic, 1, 1, topic_configs={"cleanup.policy": "delete"})]
-        )
-    async with AsyncKafkaHistoryClient(kafka_bootstrap, shared_topic=topic) as client:
-        with pytest.raises(ConfigurationError, match=r"cleanup\.policy"):
-            await client.history("s1").aadd_user_message("never written")
-    assert await _raw_records(kafka_bootstrap, topic, 1) == []
-
-
 # -- reads across processes and restarts -------------------------------------------------------
 
 
@@ -233,41 +199,6 @@ async def test_a_file_view_resumes_instead_of_rebuilding(
 
 
 # -- strays, deletion, retention ---------------------------------------------------------------
-
-
-async def test_stray_records_are_skipped_by_position_and_never_stop_the_view(
-    kafka_bootstrap: str, kafka_topics: TopicFactory, caplog: pytest.LogCaptureFixture
-) -> None:
-    topic = kafka_topics("shared")
-    options: dict[str, Any] = {
-        "shared_topic": topic,
-        "shared_topic_settings": TopicSettings(partition=1),
-    }
-    async with AsyncKafkaHistoryClient(kafka_bootstrap, **options) as client:
-        history = client.history("s1", messages_mode="full")
-        await history.aadd_user_message("before")
-        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
-        await producer.start()
-        try:
-            secret = b"SECRET-PAYLOAD"
-            for key, value in [
-                # (A record without a key cannot be written: compacted topics refuse it.)
-                (b"no-separator", secret),
-                (b"s1\x00zzz", secret),  # unknown kind
-                (b"s1\x00pgroup", b"not a number"),  # a broken position
-                (b"s1\x00m0123456789abcdef", b"{" + secret),  # a message that is not JSON
-            ]:
-                await producer.send_and_wait(topic, value, key=key, partition=0)
-        finally:
-            await producer.stop()
-        with caplog.at_level(logging.WARNING, logger="aiokafka_history"):
-            await history.aadd_user_message("after")
-            assert _contents(await history.aget_messages()) == ["before", "after"]
-            assert _contents(await history.alast_messages(5)) == ["before", "after"]
-        skipped = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
-        assert len(skipped) == 4
-        assert all(f"{topic}[0]@" in line for line in skipped)
-        assert not any("SECRET" in r.getMessage() for r in caplog.records)
 
 
 async def test_clear_and_delete_remove_records_physically(
