@@ -135,7 +135,12 @@ class SharedLayout:
         starting = self._starting
         if starting is None or (starting.done() and _failed(starting)):
             starting = self._starting = asyncio.ensure_future(self._start())
-        return await asyncio.shield(starting)
+        try:
+            return await asyncio.shield(starting)
+        except asyncio.CancelledError:
+            if starting.cancelled() and self._closed and not _cancelling():
+                raise ConsumerStoppedError from None  # aclose() stopped the start, not us
+            raise
 
     async def _start(self) -> Transport:
         transport = await self.connect()
@@ -337,6 +342,12 @@ class SharedLayout:
     async def aclose(self) -> None:
         """Stop following and close the view; idempotent."""
         self._closed = True
+        starting = self._starting
+        if starting is not None and not starting.done():
+            # A start still running would otherwise open a consumer after the close.
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await starting
         follower, self._follower = self._follower, None
         if follower is not None:
             follower.cancel()
@@ -704,3 +715,9 @@ def _is_offset(value: bytes) -> bool:
 
 def _failed(task: asyncio.Task[Any]) -> bool:
     return task.cancelled() or task.exception() is not None
+
+
+def _cancelling() -> bool:
+    """Whether the current task was asked to cancel (always False before Python 3.11)."""
+    task = asyncio.current_task()
+    return task is not None and bool(getattr(task, "cancelling", lambda: 0)())

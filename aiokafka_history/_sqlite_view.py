@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import NamedTuple, Protocol, TypeVar
 
-from ._errors import ConfigurationError
+from ._errors import ConfigurationError, HistoryClosedError
 
 __all__ = ["LocalView", "Row", "SqliteView", "ViewRecord", "ViewThread", "open_view"]
 
@@ -113,13 +113,26 @@ class SqliteView:
 
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:
-            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            if self.path != ":memory:":
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute("PRAGMA synchronous=NORMAL")
-            db.executescript(_SCHEMA)
+            try:
+                db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            except sqlite3.Error as exc:
+                raise self._unusable(exc) from None
+            try:
+                if self.path != ":memory:":
+                    db.execute("PRAGMA journal_mode=WAL")
+                    db.execute("PRAGMA synchronous=NORMAL")
+                db.executescript(_SCHEMA)
+            except sqlite3.Error as exc:
+                db.close()
+                raise self._unusable(exc) from None
             self._db = db
         return self._db
+
+    def _unusable(self, exc: sqlite3.Error) -> ConfigurationError:
+        return ConfigurationError(
+            f"the view file {self.path!r} cannot be used ({type(exc).__name__}: {exc}): "
+            "give view= the path of a SQLite file in a writable directory, or ':memory:'"
+        )
 
     def bind(self, topic: str, partitions: int, stale_before: float) -> dict[int, int]:
         db = self._conn()
@@ -265,16 +278,26 @@ class ViewThread:
     def __init__(self, view: LocalView, name: str) -> None:
         self.view = view
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=name)
+        self._closed = False
 
     async def run(self, fn: Callable[..., T], *args: object) -> T:
         """Run ``fn(*args)`` on the view thread."""
         return await self.submit(fn, *args)
 
     def submit(self, fn: Callable[..., T], *args: object) -> asyncio.Future[T]:
-        """Queue ``fn(*args)`` on the view thread (after what is queued); its future."""
+        """Queue ``fn(*args)`` on the view thread (after what is queued); its future.
+
+        Raises:
+            HistoryClosedError: the view was closed.
+        """
+        if self._closed:
+            raise HistoryClosedError("the local view was closed: the client was closed")
         return asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
     def close(self) -> None:
-        """Close the view after what is queued, and stop the thread (does not wait)."""
+        """Close the view after what is queued, and stop the thread (does not wait); idempotent."""
+        if self._closed:
+            return
+        self._closed = True
         self._pool.submit(self.view.close)
         self._pool.shutdown(wait=False)

@@ -11,8 +11,9 @@ import json
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from aiokafka_history import (
     AsyncKafkaChatMessageHistory,
     AsyncKafkaHistoryClient,
     ConfigurationError,
+    HistoryClosedError,
     InvalidSessionIdError,
     KafkaHistoryClient,
     SqliteView,
@@ -196,6 +198,52 @@ async def test_a_file_view_resumes_instead_of_rebuilding(
         assert db.execute("SELECT count(*) FROM messages").fetchone() == (101,)
     finally:
         db.close()
+
+
+class SlowBindView(SqliteView):
+    """A view whose binding waits until released, so a close can land while a client starts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.binding = threading.Event()
+        self.release = threading.Event()
+
+    def bind(self, topic: str, partitions: int, stale_before: float) -> dict[int, int]:
+        self.binding.set()
+        self.release.wait(10)
+        return super().bind(topic, partitions, stale_before)
+
+
+async def test_a_close_while_the_view_starts_fails_the_read_cleanly_and_leaks_nothing(
+    kafka_bootstrap: str, kafka_topics: TopicFactory, socket_fds: Callable[[], int]
+) -> None:
+    topic = kafka_topics("shared")
+    before, tasks = socket_fds(), asyncio.all_tasks()
+    view = SlowBindView()
+    client = AsyncKafkaHistoryClient(
+        kafka_bootstrap, shared_topic=topic, shared_topic_settings=SMALL, view=view
+    )
+    read = asyncio.ensure_future(client.history("s1").aget_messages())
+    assert await asyncio.to_thread(view.binding.wait, 10)
+    await client.aclose()
+    view.release.set()
+    with pytest.raises(HistoryClosedError):
+        await read
+    await client.aclose()  # idempotent, after a close that met a start
+    await asyncio.sleep(0.2)
+    assert socket_fds() == before
+    assert asyncio.all_tasks() - tasks == set()
+
+
+@pytest.mark.parametrize("where", ["a directory", "a missing directory"])
+async def test_a_view_path_that_cannot_be_opened_raises_a_configuration_error(
+    kafka_bootstrap: str, kafka_topics: TopicFactory, tmp_path: Path, where: str
+) -> None:
+    path = tmp_path if where == "a directory" else tmp_path / "missing" / "view.sqlite"
+    options: dict[str, Any] = {"shared_topic": kafka_topics("shared"), "view": path}
+    async with AsyncKafkaHistoryClient(kafka_bootstrap, **options) as client:
+        with pytest.raises(ConfigurationError, match="view file"):
+            await client.history("s1").aget_messages()
 
 
 # -- strays, deletion, retention ---------------------------------------------------------------
