@@ -119,6 +119,11 @@ class SharedLayout:
             not isinstance(consumer_group, str) or not consumer_group
         ):
             raise ConfigurationError("consumer_group must be a non-empty string or None")
+        if consumer_group is not None:
+            try:
+                consumer_group.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ConfigurationError("consumer_group must be encodable as UTF-8") from None
         return SharedSessionLog(self, session_id, raw, consumer_group or self.topic)
 
     # -- start and follow -------------------------------------------------------------------
@@ -246,6 +251,7 @@ class SharedLayout:
             )
             for p, start in begins[0].items():
                 await self.views.run(self.view.prune, p, start)
+            await self.views.run(self.view.touch)
 
     def _log_strays(self, strays: list[Record]) -> None:
         for record in strays:
@@ -266,6 +272,7 @@ class SharedLayout:
                 key is None
                 or raw_key is None
                 or (key.kind == "p" and value is not None and not _is_offset(value))
+                or (key.kind == "c" and value is None)  # markers are never removed
             ):
                 strays.append(Record(partition, offset, timestamp, value))
                 continue

@@ -73,6 +73,9 @@ class LocalView(Protocol):
     def apply(self, partition: int, records: Iterable[ViewRecord], next_offset: int) -> None:
         """Apply the records (offset order) and record ``next_offset``, atomically."""
 
+    def touch(self) -> None:
+        """Record that the view is up and following, even when no record arrives."""
+
     def prune(self, partition: int, log_start: int) -> int:
         """Drop messages below the partition's log start (retention); how many."""
 
@@ -114,16 +117,28 @@ class SqliteView:
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:
             try:
-                db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+                db = sqlite3.connect(
+                    self.path, isolation_level=None, check_same_thread=False, timeout=0.2
+                )
             except sqlite3.Error as exc:
                 raise self._unusable(exc) from None
             try:
                 if self.path != ":memory:":
+                    # One client per file: two followers interleaving their applies could put
+                    # back rows a clear removed. The lock is held until the view is closed.
+                    db.execute("PRAGMA locking_mode=EXCLUSIVE")
                     db.execute("PRAGMA journal_mode=WAL")
                     db.execute("PRAGMA synchronous=NORMAL")
+                    db.execute("BEGIN EXCLUSIVE")
+                    db.execute("COMMIT")
                 db.executescript(_SCHEMA)
             except sqlite3.Error as exc:
                 db.close()
+                if "locked" in str(exc):
+                    raise ConfigurationError(
+                        f"the view file {self.path!r} is in use by another client (in this or "
+                        "another process); give each client a file of its own"
+                    ) from None
                 raise self._unusable(exc) from None
             self._db = db
         return self._db
@@ -137,9 +152,10 @@ class SqliteView:
     def bind(self, topic: str, partitions: int, stale_before: float) -> dict[int, int]:
         db = self._conn()
         meta = dict(db.execute("SELECT name, value FROM meta").fetchall())
+        alive = float(meta.pop("alive_at", 0))
         wanted = {"topic": topic, "partitions": str(partitions)}
-        (oldest,) = db.execute("SELECT min(at) FROM applied").fetchone()
-        stale = oldest is not None and oldest < stale_before
+        (newest,) = db.execute("SELECT max(at) FROM applied").fetchone()
+        stale = newest is not None and max(newest, alive) < stale_before
         if (meta and meta != wanted) or stale:
             db.execute("BEGIN")
             for table in ("meta", "applied", "messages", "positions"):
@@ -190,6 +206,11 @@ class SqliteView:
         except BaseException:
             db.execute("ROLLBACK")
             raise
+
+    def touch(self) -> None:
+        self._conn().execute(
+            "INSERT OR REPLACE INTO meta VALUES ('alive_at', ?)", (str(time.time()),)
+        )
 
     def prune(self, partition: int, log_start: int) -> int:
         cur = self._conn().execute(

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aiokafka_history import InvalidSessionIdError, SqliteView
+from aiokafka_history import ConfigurationError, InvalidSessionIdError, SqliteView
 from aiokafka_history._shared_keys import (
     check_session_id,
     clear_key,
@@ -133,3 +133,27 @@ def test_a_view_for_another_topic_or_a_stale_one_is_rebuilt(tmp_path: Path) -> N
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     finally:
         db.close()
+
+
+def test_a_view_file_serves_one_client_at_a_time(tmp_path: Path) -> None:
+    path = tmp_path / "view.sqlite"
+    first = SqliteView(path)
+    first.bind("t", 1, stale_before=0)
+    with pytest.raises(ConfigurationError, match="in use by another client"):
+        SqliteView(path).bind("t", 1, stale_before=0)
+    first.close()
+    second = SqliteView(path)  # free again once the first is closed
+    assert second.bind("t", 1, stale_before=0) == {}
+    second.close()
+
+
+def test_a_followed_view_without_new_records_is_not_stale(tmp_path: Path) -> None:
+    view = SqliteView(tmp_path / "view.sqlite")
+    view.bind("t", 1, stale_before=0)
+    view.apply(0, [_message("a", 0)], 1)
+    view._conn().execute("UPDATE applied SET at = 0")
+    view.touch()  # ... but the view kept following until now
+    assert view.bind("t", 1, stale_before=time.time() - 60) == {0: 1}
+    view._conn().execute("DELETE FROM meta WHERE name = 'alive_at'")
+    assert view.bind("t", 1, stale_before=time.time() - 60) == {}  # offline too long
+    view.close()
