@@ -387,9 +387,15 @@ async def test_langchain_community_topics_migrate(
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
     await producer.start()
     try:
+        # Across partitions only timestamps tell the write order (milliseconds): turns of a
+        # conversation are further apart than that, so give each its own millisecond.
+        began = int(time.time() * 1000)
         for i, m in enumerate(messages):
             await producer.send_and_wait(
-                source, json.dumps(message_to_dict(m)).encode(), partition=i % 3
+                source,
+                json.dumps(message_to_dict(m)).encode(),
+                partition=i % 3,
+                timestamp_ms=began + i,
             )
     finally:
         await producer.stop()
