@@ -29,6 +29,7 @@ from aiokafka_history._naming import (
     reserved_topic_rule,
     validate_topic_name,
 )
+from aiokafka_history._shared_keys import check_session_id, message_key, parse_key, position_key
 
 settings.register_profile(
     "ci",
@@ -235,3 +236,19 @@ def test_codec_writes_langchain_community_bytes_and_round_trips(message: BaseMes
     assert value == json.dumps(message_to_dict(message)).encode()
     assert value.isascii()  # json's default ASCII escapes, whatever the text
     assert decode_message(value, topic="chat.t", partition=0, offset=0) == message
+
+
+_session_ids = st.text(min_size=1, max_size=50).filter(lambda s: "\x00" not in s)
+
+
+@given(_session_ids, st.text(min_size=1, max_size=20))
+def test_shared_keys_round_trip_for_any_session_and_group(session: str, group: str) -> None:
+    try:
+        raw = check_session_id(session)
+        group.encode("utf-8")
+    except (InvalidSessionIdError, UnicodeEncodeError):
+        return  # lone surrogates: not UTF-8, refused up front
+    message = parse_key(message_key(raw))
+    assert message is not None and message.session == session
+    position = parse_key(position_key(raw, group))
+    assert position is not None and (position.session, position.rest) == (session, group)
