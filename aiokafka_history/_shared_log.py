@@ -645,15 +645,16 @@ class SharedSessionLog:
         layout = self._layout
         transport = await layout.ready()
         p = self._partition()
+        # Caught up first, whatever the start: a tail then hands out at once every message
+        # acknowledged before it began (read-your-writes, as reads do).
+        end = await layout.caught_up(transport, p)
         if start == "beginning":
             begin = 0
+        elif start == "latest":
+            begin = end
         else:
-            end = await layout.caught_up(transport, p)
-            if start == "latest":
-                begin = end
-            else:
-                known = await self._rows(layout.view.position, self.session_id, self.consumer_group)
-                begin = min(known or 0, end)
+            known = await self._rows(layout.view.position, self.session_id, self.consumer_group)
+            begin = min(known or 0, end)
         return SharedTail(self, p, begin)
 
 
