@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import ProducerClosed
+from aiokafka.errors import KafkaTimeoutError, ProducerClosed
 from aiokafka.partitioner import DefaultPartitioner
 
 from ._deadline import within
@@ -29,6 +29,8 @@ MAX_BATCH_SIZE = 64 * 1024
 #: A call too large for one batch is split anyway, so it is split finer (aiokafka's default
 #: batch size): a short read after a bulk import then parses at most this much extra.
 SPLIT_BATCH_SIZE = 16 * 1024
+
+_REQUEUE_PAUSE = 0.005  # seconds between tries to queue a batch aiokafka had no room for
 
 logger = logging.getLogger("aiokafka_history")
 _partitioner = DefaultPartitioner()
@@ -153,6 +155,22 @@ class Producer:
         error: BaseException | None = None
         queued_all = False
 
+        async def send(batch: Any) -> asyncio.Future[Any]:
+            # aiokafka 0.14's accumulator gives up waiting for room after less than its
+            # request timeout when many calls queue on one partition (it subtracts the whole
+            # elapsed time on every turn), raising before the batch was queued: nothing was
+            # sent, so try again until the call's own deadline.
+            while True:
+                try:
+                    future: asyncio.Future[Any] = await producer.send_batch(
+                        batch, topic, partition=partition
+                    )
+                    return future
+                except KafkaTimeoutError:
+                    if loop.time() + _REQUEUE_PAUSE >= deadline:
+                        raise
+                    await asyncio.sleep(_REQUEUE_PAUSE)
+
         async def queue() -> None:
             # Several batches when the values exceed one request: a later one waits (in
             # aiokafka, up to request_timeout_ms) for room behind the earlier ones.
@@ -163,18 +181,14 @@ class Producer:
             for key, value in zip(record_keys, values, strict=True):
                 full = split and count and batch.size() >= SPLIT_BATCH_SIZE
                 if full or batch.append(key=key, value=value, timestamp=None) is None:
-                    futures.append(
-                        (count, await producer.send_batch(batch, topic, partition=partition))
-                    )
+                    futures.append((count, await send(batch)))
                     batch = producer.create_batch()
                     count = 0
                     if batch.append(key=key, value=value, timestamp=None) is None:
                         raise ValueError("a record does not fit an empty batch")
                 count += 1
             if count:
-                futures.append(
-                    (count, await producer.send_batch(batch, topic, partition=partition))
-                )
+                futures.append((count, await send(batch)))
 
         try:
             await within(max(0.001, deadline - loop.time()), queue())

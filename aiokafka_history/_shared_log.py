@@ -103,6 +103,7 @@ class SharedLayout:
         self._starting: asyncio.Task[Transport] | None = None
         self._follower: asyncio.Task[None] | None = None
         self._failure: BaseException | None = None
+        self._log_starts: dict[int, int] = {}  # pruned below these offsets already
         self._closed = False
 
     def log(
@@ -172,6 +173,7 @@ class SharedLayout:
         for p, start in begins.items():
             if applied.get(p, 0) < start:
                 await self.views.run(self.view.prune, p, start)
+        self._log_starts = dict(begins)
         starts = {p: max(applied.get(p, 0), begins[p]) for p in parts}
         self.partitions = len(parts)
         self._applied = dict(starts)
@@ -250,7 +252,10 @@ class SharedLayout:
                 self.timeouts.admin, transport.admin.offsets_bounds(self.topic, parts)
             )
             for p, start in begins[0].items():
-                await self.views.run(self.view.prune, p, start)
+                # Only where the log start moved: a prune scans the view's rows.
+                if start > self._log_starts.get(p, 0):
+                    await self.views.run(self.view.prune, p, start)
+                    self._log_starts[p] = start
             await self.views.run(self.view.touch)
 
     def _log_strays(self, strays: list[Record]) -> None:

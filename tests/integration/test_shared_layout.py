@@ -408,3 +408,26 @@ async def test_langchain_community_topics_migrate(
         assert await copy_sessions(topics, into, [source]) == {source: 12}
         assert await into.history(source, messages_mode="full").aget_messages() == messages
         assert isinstance(into.history(source), AsyncKafkaChatMessageHistory)
+
+
+async def test_many_sessions_adding_at_once_on_one_partition_all_succeed(
+    kafka_bootstrap: str, kafka_topics: TopicFactory
+) -> None:
+    """aiokafka gives up queueing early when many calls wait on one partition; we retry."""
+    options: dict[str, Any] = {
+        "shared_topic": kafka_topics("shared"),
+        "shared_topic_settings": TopicSettings(partition=1),
+    }
+    async with AsyncKafkaHistoryClient(kafka_bootstrap, **options) as client:
+        await client.history("first").aadd_user_message("start")
+
+        async def chat(n: int) -> None:
+            history = client.history(f"session-{n}")
+            for turn in range(5):
+                await history.aadd_user_message(f"{n}:{turn}")
+
+        await asyncio.gather(*(chat(n) for n in range(200)))
+        for n in (0, 77, 199):
+            history = client.history(f"session-{n}", messages_mode="full")
+            assert _contents(await history.aget_messages()) == [f"{n}:{t}" for t in range(5)]
+        assert len(await client.list_sessions()) == 201
