@@ -21,34 +21,10 @@ from aiokafka_history import (
     KafkaChatMessageHistory,
     KafkaHistoryClient,
 )
+from tests.layouts import OPEN_IN_LAYOUT, layout_args
 
 OpenHistory = Callable[..., contextlib.AbstractContextManager[KafkaChatMessageHistory]]
 AOpenHistory = Callable[..., contextlib.AbstractAsyncContextManager[AsyncKafkaChatMessageHistory]]
-
-# Opens a history in the layout given on the command line, as the test's own process does.
-OPEN_IN_LAYOUT = """
-import contextlib, sys
-from aiokafka_history import KafkaChatMessageHistory, KafkaHistoryClient, TopicSettings
-
-@contextlib.contextmanager
-def open_history(session_id, bootstrap, shared_topic, partitions):
-    if not shared_topic:
-        with KafkaChatMessageHistory(session_id, bootstrap) as history:
-            yield history
-        return
-    settings = TopicSettings(partition=int(partitions))
-    with KafkaHistoryClient(
-        bootstrap, shared_topic=shared_topic, shared_topic_settings=settings
-    ) as client, client.history(session_id) as history:
-        yield history
-"""
-
-
-def _layout_args(layout: dict[str, Any]) -> list[str]:
-    """The layout as command-line arguments of :data:`OPEN_IN_LAYOUT`: topic, partitions."""
-    if not layout:
-        return ["", "0"]
-    return [layout["shared_topic"], str(layout["shared_topic_settings"].partition)]
 
 
 def _topic_options(layout: dict[str, Any], partitions: int) -> dict[str, Any]:
@@ -148,7 +124,7 @@ def test_position_survives_a_new_process(
             script,
             session_id,
             kafka_bootstrap,
-            *_layout_args(layout),
+            *layout_args(layout),
         ],
         capture_output=True,
         text=True,

@@ -12,41 +12,25 @@ import pytest
 from langchain_core.messages import HumanMessage
 
 from aiokafka_history import AsyncKafkaChatMessageHistory, KafkaChatMessageHistory
+from tests.layouts import OPEN_IN_LAYOUT, layout_args
 
 OpenHistory = Callable[..., contextlib.AbstractContextManager[KafkaChatMessageHistory]]
 AOpenHistory = Callable[..., contextlib.AbstractAsyncContextManager[AsyncKafkaChatMessageHistory]]
 
 # argv: session, bootstrap, count, then the layout: shared topic ("" for a topic per
 # session) and its partitions.
-WRITER = """
-import contextlib, sys, time
+WRITER = (
+    OPEN_IN_LAYOUT
+    + """
+import time
 from langchain_core.messages import HumanMessage
-from aiokafka_history import KafkaChatMessageHistory, KafkaHistoryClient, TopicSettings
-
-@contextlib.contextmanager
-def open_history(session_id, bootstrap, shared_topic, partitions):
-    if not shared_topic:
-        with KafkaChatMessageHistory(session_id, bootstrap) as history:
-            yield history
-        return
-    settings = TopicSettings(partition=int(partitions))
-    with KafkaHistoryClient(
-        bootstrap, shared_topic=shared_topic, shared_topic_settings=settings
-    ) as client, client.history(session_id) as history:
-        yield history
 
 with open_history(sys.argv[1], sys.argv[2], *sys.argv[4:6]) as history:
     for i in range(int(sys.argv[3])):
         history.add_message(HumanMessage(content=f"live:{i}"))
         time.sleep(0.005)
 """
-
-
-def _layout_args(layout: dict[str, Any]) -> list[str]:
-    """The layout as the writer's last arguments: shared topic and partitions."""
-    if not layout:
-        return ["", "0"]
-    return [layout["shared_topic"], str(layout["shared_topic_settings"].partition)]
+)
 
 
 def test_a_tail_receives_every_message_another_process_writes(
@@ -67,7 +51,7 @@ def test_a_tail_receives_every_message_another_process_writes(
                 session_id,
                 kafka_bootstrap,
                 "100",
-                *_layout_args(layout),
+                *layout_args(layout),
             )
             received = []
             async for message in tail:
