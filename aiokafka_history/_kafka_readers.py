@@ -119,10 +119,12 @@ class ReaderPool:
         """
         options: dict[str, Any] = {}
         if follower:
+            # Bounded, whatever the topic's size: aiokafka holds a fetched response per
+            # broker until it is consumed (a rebuild reads far ahead of the view otherwise).
             options = {
                 "fetch_max_wait_ms": 100,
-                "max_partition_fetch_bytes": 8 * 1024 * 1024,
-                "fetch_max_bytes": 64 * 1024 * 1024,
+                "max_partition_fetch_bytes": 1024 * 1024,
+                "fetch_max_bytes": 16 * 1024 * 1024,
             }
         consumer = await self._start(**options)
         consumer.assign([TopicPartition(topic, p) for p in starts])

@@ -13,12 +13,11 @@ everything before it, then a tombstone per message so compaction removes them ph
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from aiokafka.errors import ConsumerStoppedError, KafkaError
@@ -30,7 +29,7 @@ from ._deadline import within
 from ._errors import ConfigurationError, TopicAdminError
 from ._kafka_admin import TopicMissingError
 from ._kafka_producer import MAX_REQUEST_SIZE
-from ._kafka_readers import KeyedRow, fetch_keyed
+from ._kafka_readers import KeyedRow
 from ._log_writes import raise_for_outcome, write_error
 from ._records import Record
 from ._session_log import BadRecords, StartPosition
@@ -46,6 +45,7 @@ from ._sqlite_view import LocalView, Row, ViewRecord, ViewThread
 from ._topic_log import MARGIN, LogTimeouts
 from ._translate import Subject, is_access_error, translating
 from ._transport import Transport
+from ._view_follower import BULK_FROM, Follower
 
 __all__ = ["SharedLayout", "SharedSessionLog", "SharedTail", "check_shared_configs"]
 
@@ -53,8 +53,6 @@ T = TypeVar("T")
 logger = logging.getLogger("aiokafka_history")
 
 _TOPIC_APPEAR_TIMEOUT = 30.0
-_IN_FLIGHT = 4  # batches queued on the view thread while the next one is fetched
-_PRUNE_EVERY = 5.0  # seconds between drops of what retention removed from the topic
 _DEFAULT_DELETE_RETENTION_MS = 86_400_000
 
 
@@ -168,18 +166,24 @@ class SharedLayout:
             configs = await admin.topic_config(self.topic)
             check_shared_configs(self.topic, configs)
         keep = int(configs.get("delete.retention.ms", _DEFAULT_DELETE_RETENTION_MS)) / 1000
-        applied = await self.views.run(self.view.bind, self.topic, len(parts), time.time() - keep)
-        begins, _ = await admin.offsets_bounds(self.topic, parts)
+        views, view = self.views, self.view
+        applied = await views.run(view.bind, self.topic, len(parts), time.time() - keep)
+        begins, ends = await admin.offsets_bounds(self.topic, parts)
         for p, start in begins.items():
             if applied.get(p, 0) < start:
-                await self.views.run(self.view.prune, p, start)
+                await views.run(view.prune, p, start)
         self._log_starts = dict(begins)
         starts = {p: max(applied.get(p, 0), begins[p]) for p in parts}
+        bulk = await views.run(view.in_bulk)
+        if not bulk and not applied and sum(ends[p] - starts[p] for p in parts) >= BULK_FROM:
+            await views.run(view.begin_bulk)  # a rebuild: no reads until it is done
+            bulk = True
         self.partitions = len(parts)
         self._applied = dict(starts)
         self._advanced = asyncio.Event()
         consumer = await transport.readers.open_consumer(self.topic, starts, follower=True)
-        self._follower = asyncio.ensure_future(self._follow(transport, consumer))
+        until = {p: ends[p] for p in parts} if bulk else None
+        self._follower = asyncio.ensure_future(self._follow(transport, consumer, until))
         return transport
 
     async def _appear(self, transport: Transport) -> list[int]:
@@ -192,46 +196,16 @@ class SharedLayout:
                     raise
                 await asyncio.sleep(0.05)
 
-    async def _follow(self, transport: Transport, consumer: Any) -> None:
-        """Apply the topic to the view, partition by partition in offset order, until closed."""
-        pruned = time.monotonic()
-        # Applies are queued on the view thread while the next batch is fetched; a partition
-        # counts as applied only once its apply is done (reads queue behind it anyway).
-        pending: collections.deque[tuple[asyncio.Future[list[Record]], int, int]] = (
-            collections.deque()
-        )
+    async def _follow(
+        self, transport: Transport, consumer: Any, bulk_until: dict[int, int] | None
+    ) -> None:
+        """Apply the topic to the view, partition by partition in offset order, until closed.
+
+        ``bulk_until``: a rebuild in bulk (the view without its indexes) until every partition
+        is applied up to these offsets; reads wait for its end.
+        """
         try:
-            while not self._closed and not transport.closed:
-                try:
-                    batch, positions = await fetch_keyed(consumer, 0.5, list(self._wanted))
-                except ConsumerStoppedError:
-                    return
-                except KafkaError as exc:
-                    if is_access_error(exc):  # reads would only time out: say why instead
-                        self._failure = _translated(exc, self.topic)
-                        self._wake()
-                        return
-                    # aiokafka retries itself; never stop following
-                    logger.warning("following %r failed (%s); retrying", self.topic, exc)
-                    await asyncio.sleep(0.5)
-                    continue
-                for p, records in batch.items():
-                    after = positions.get(p, records[-1][0] + 1)
-                    # Parsing and applying run on the view thread: a rebuild never holds
-                    # the event loop.
-                    pending.append((self.views.submit(self._apply, p, records, after), p, after))
-                while pending and (len(pending) > _IN_FLIGHT or pending[0][0].done() or not batch):
-                    future, p, after = pending.popleft()
-                    self._log_strays(await future)
-                    self._applied[p] = max(self._applied.get(p, 0), after)
-                waiting = {p for _, p, _ in pending}
-                for p, position in positions.items():
-                    if p not in waiting:  # nothing of it is still being applied
-                        self._applied[p] = max(self._applied.get(p, 0), position)
-                self._wake()
-                if time.monotonic() - pruned > _PRUNE_EVERY:
-                    pruned = time.monotonic()
-                    await self._prune(transport)
+            await Follower(self, transport, consumer, bulk_until, self._applied).run()
         except asyncio.CancelledError:
             raise
         except BaseException as exc:
@@ -244,7 +218,27 @@ class SharedLayout:
             )
             self._wake()
 
-    async def _prune(self, transport: Transport) -> None:
+    def wanted(self) -> Iterable[int]:
+        """Partitions readers are waiting for."""
+        return list(self._wanted)
+
+    def advanced(self, offsets: Mapping[int, int]) -> None:
+        """The view holds every record below ``offsets[p]``: wake the readers waiting."""
+        applied = self._applied
+        for p, at in offsets.items():
+            if at > applied.get(p, 0):
+                applied[p] = at
+        self._wake()
+
+    def failed(self, exc: KafkaError) -> bool:
+        """Stop following on an access error, which reads then raise; else retry."""
+        if not is_access_error(exc):
+            return False
+        self._failure = _translated(exc, self.topic)
+        self._wake()
+        return True
+
+    async def prune(self, transport: Transport) -> None:
         """Drop from the view what retention removed from the topic."""
         with contextlib.suppress(KafkaError, asyncio.TimeoutError, TimeoutError):
             parts = list(range(self.partitions))
@@ -258,7 +252,8 @@ class SharedLayout:
                     self._log_starts[p] = start
             await self.views.run(self.view.touch)
 
-    def _log_strays(self, strays: list[Record]) -> None:
+    def log_strays(self, strays: list[Record]) -> None:
+        """Log the records :meth:`apply_rows` skipped, by position."""
         for record in strays:
             self.bad_records.skipped(
                 self.topic,
@@ -267,24 +262,30 @@ class SharedLayout:
                 "layout (session \\x00 kind)",
             )
 
-    def _apply(self, partition: int, rows: list[KeyedRow], after: int) -> list[Record]:
-        """On the view thread: apply ``rows``; returns those that are not this layout's."""
-        items: list[ViewRecord] = []
+    def apply_rows(
+        self, rows: Mapping[int, list[KeyedRow]], after: Mapping[int, int]
+    ) -> list[Record]:
+        """On the view thread: apply ``rows`` in one transaction; the records not of this layout."""
         strays: list[Record] = []
-        for offset, timestamp, raw_key, value in rows:
-            key = parse_key(raw_key)
-            if (
-                key is None
-                or raw_key is None
-                or (key.kind == "p" and value is not None and not _is_offset(value))
-                or (key.kind == "c" and value is None)  # markers are never removed
-            ):
-                strays.append(Record(partition, offset, timestamp, value))
-                continue
-            items.append(
-                ViewRecord(offset, timestamp, key.session, key.kind, key.rest, raw_key, value)
-            )
-        self.view.apply(partition, items, after)
+        with self.view.batch():
+            for partition, records in rows.items():
+                items: list[ViewRecord] = []
+                for offset, timestamp, raw_key, value in records:
+                    key = parse_key(raw_key)
+                    if (
+                        key is None
+                        or raw_key is None
+                        or (key.kind == "p" and value is not None and not _is_offset(value))
+                        or (key.kind == "c" and value is None)  # markers are never removed
+                    ):
+                        strays.append(Record(partition, offset, timestamp, value))
+                        continue
+                    items.append(
+                        ViewRecord(
+                            offset, timestamp, key.session, key.kind, key.rest, raw_key, value
+                        )
+                    )
+                self.view.apply(partition, items, after[partition])
         return strays
 
     def _wake(self) -> None:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple, Protocol, TypeVar
 
 from ._errors import ConfigurationError, HistoryClosedError
@@ -22,6 +23,8 @@ __all__ = ["LocalView", "Row", "SqliteView", "ViewRecord", "ViewThread", "open_v
 
 T = TypeVar("T")
 
+_SCHEMA_VERSION = 2  # PRAGMA user_version: a file of another version is rebuilt
+_TABLES = ("meta", "applied", "messages", "positions", "deferred")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS applied (
@@ -29,14 +32,21 @@ CREATE TABLE IF NOT EXISTS applied (
 );
 CREATE TABLE IF NOT EXISTS messages (
     session TEXT NOT NULL, offset INTEGER NOT NULL, partition INTEGER NOT NULL,
-    ts INTEGER NOT NULL, key BLOB NOT NULL, value BLOB,
-    PRIMARY KEY (session, offset)
-) WITHOUT ROWID;
+    ts INTEGER NOT NULL, mid TEXT NOT NULL, value BLOB
+);
 CREATE TABLE IF NOT EXISTS positions (
     session TEXT NOT NULL, grp TEXT NOT NULL, offset INTEGER NOT NULL,
     PRIMARY KEY (session, grp)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS deferred (session TEXT NOT NULL, offset INTEGER NOT NULL, mid TEXT);
 """
+# Dropped during a bulk load and made again at its end (random inserts into an index are
+# what a rebuild would otherwise spend its time on).
+_INDEXES = (
+    "CREATE UNIQUE INDEX IF NOT EXISTS messages_by_session ON messages (session, offset)",
+    "CREATE INDEX IF NOT EXISTS messages_by_partition ON messages (partition, offset)",
+)
+_CACHE_KIB = 32 * 1024  # SQLite's page cache: bounded, whatever the view's size
 
 
 class Row(NamedTuple):
@@ -71,7 +81,26 @@ class LocalView(Protocol):
         """
 
     def apply(self, partition: int, records: Iterable[ViewRecord], next_offset: int) -> None:
-        """Apply the records (offset order) and record ``next_offset``, atomically."""
+        """Apply the records (offset order) and record ``next_offset``, atomically.
+
+        A message tombstone (kind ``"m"``, value None) removes that message.
+        """
+
+    def batch(self) -> contextlib.AbstractContextManager[None]:
+        """Make the applies inside one transaction (fewer commits when records pour in)."""
+
+    def begin_bulk(self) -> None:
+        """Get ready for a rebuild: many applies follow, and no reads until :meth:`end_bulk`.
+
+        A view may stop maintaining its indexes meanwhile; the state survives a restart
+        (see :meth:`in_bulk`).
+        """
+
+    def end_bulk(self) -> None:
+        """Finish a bulk load: after it, reads are answered again."""
+
+    def in_bulk(self) -> bool:
+        """Whether a bulk load was begun and not ended (in this process or a crashed one)."""
 
     def touch(self) -> None:
         """Record that the view is up and following, even when no record arrives."""
@@ -113,6 +142,8 @@ class SqliteView:
     def __init__(self, path: str | os.PathLike[str] = ":memory:") -> None:
         self.path = os.fspath(path)
         self._db: sqlite3.Connection | None = None
+        self._batching = False
+        self._bulk = False
 
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:
@@ -131,7 +162,16 @@ class SqliteView:
                     db.execute("PRAGMA synchronous=NORMAL")
                     db.execute("BEGIN EXCLUSIVE")
                     db.execute("COMMIT")
+                db.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
+                (version,) = db.execute("PRAGMA user_version").fetchone()
+                if version != _SCHEMA_VERSION:  # an older layout of the file: rebuilt
+                    for table in _TABLES:
+                        db.execute(f"DROP TABLE IF EXISTS {table}")
+                    db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
                 db.executescript(_SCHEMA)
+                self._bulk = _meta(db, "bulk") is not None
+                if not self._bulk:
+                    _make_indexes(db)
             except sqlite3.Error as exc:
                 db.close()
                 if "locked" in str(exc):
@@ -153,40 +193,107 @@ class SqliteView:
         db = self._conn()
         meta = dict(db.execute("SELECT name, value FROM meta").fetchall())
         alive = float(meta.pop("alive_at", 0))
+        bulk = meta.pop("bulk", None)
         wanted = {"topic": topic, "partitions": str(partitions)}
         (newest,) = db.execute("SELECT max(at) FROM applied").fetchone()
         stale = newest is not None and max(newest, alive) < stale_before
         if (meta and meta != wanted) or stale:
-            db.execute("BEGIN")
-            for table in ("meta", "applied", "messages", "positions"):
-                db.execute(f"DELETE FROM {table}")
-            db.execute("COMMIT")
+            with self._transaction(db):
+                for table in _TABLES:
+                    db.execute(f"DELETE FROM {table}")
+            if bulk:
+                _make_indexes(db)
+                self._bulk = False
             meta = {}
         if not meta:
             db.executemany("INSERT INTO meta VALUES (?, ?)", wanted.items())
         return dict(db.execute("SELECT partition, next_offset FROM applied").fetchall())
 
-    def apply(self, partition: int, records: Iterable[ViewRecord], next_offset: int) -> None:
-        db = self._conn()
+    @contextlib.contextmanager
+    def _transaction(self, db: sqlite3.Connection) -> Iterator[None]:
+        if self._batching:  # inside batch(): its transaction
+            yield
+            return
         db.execute("BEGIN")
         try:
-            inserts: list[tuple[str, int, int, int, bytes, bytes | None]] = []
+            yield
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        db = self._conn()
+        with self._transaction(db):
+            self._batching = True
+            try:
+                yield
+            finally:
+                self._batching = False
+
+    def begin_bulk(self) -> None:
+        db = self._conn()
+        with self._transaction(db):
+            db.execute("DROP INDEX IF EXISTS messages_by_session")
+            db.execute("DROP INDEX IF EXISTS messages_by_partition")
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('bulk', '1')")
+        self._bulk = True
+
+    def end_bulk(self) -> None:
+        db = self._conn()
+        with self._transaction(db):
+            _make_indexes(db)
+            # What the bulk load put aside: clears, then removed messages, by session.
+            clears = db.execute(
+                "SELECT session, max(offset) FROM deferred WHERE mid IS NULL GROUP BY session"
+            ).fetchall()
+            db.executemany("DELETE FROM messages WHERE session = ? AND offset < ?", clears)
+            dropped = db.execute(
+                "SELECT session, mid FROM deferred WHERE mid IS NOT NULL ORDER BY session"
+            ).fetchall()
+            self._drop(db, dropped)
+            db.execute("DELETE FROM deferred")
+            db.execute("DELETE FROM meta WHERE name = 'bulk'")
+        self._bulk = False
+
+    def in_bulk(self) -> bool:
+        self._conn()
+        return self._bulk
+
+    def apply(self, partition: int, records: Iterable[ViewRecord], next_offset: int) -> None:
+        db = self._conn()
+        bulk = self._bulk
+        insert = (
+            "INSERT INTO messages VALUES (?,?,?,?,?,?)"
+            if bulk  # no unique index to replace by: every offset is applied once
+            else "INSERT OR REPLACE INTO messages VALUES (?,?,?,?,?,?)"
+        )
+        with self._transaction(db):
+            inserts: list[tuple[str, int, int, int, str, bytes]] = []
+            dropped: list[tuple[str, str]] = []
             for r in records:
                 if r.kind == "m":
                     if r.value is not None:
                         inserts.append(
-                            (r.session, r.offset, partition, r.timestamp, r.key, r.value)
+                            (r.session, r.offset, partition, r.timestamp, r.rest, r.value)
                         )
-                    # a message tombstone: its row went with the clear marker before it
+                    else:
+                        dropped.append((r.session, r.rest))
                     continue
-                if inserts:
-                    db.executemany("INSERT OR REPLACE INTO messages VALUES (?,?,?,?,?,?)", inserts)
-                    inserts = []
+                if inserts or dropped:  # what came before, in order
+                    self._flush(db, insert, inserts, dropped, bulk)
+                    inserts, dropped = [], []
                 if r.kind == "c":
-                    db.execute(
-                        "DELETE FROM messages WHERE session = ? AND offset < ?",
-                        (r.session, r.offset),
-                    )
+                    if bulk:
+                        db.execute(
+                            "INSERT INTO deferred VALUES (?, ?, NULL)", (r.session, r.offset)
+                        )
+                    else:
+                        db.execute(
+                            "DELETE FROM messages WHERE session = ? AND offset < ?",
+                            (r.session, r.offset),
+                        )
                 elif r.value is None:  # a position tombstone
                     db.execute(
                         "DELETE FROM positions WHERE session = ? AND grp = ?", (r.session, r.rest)
@@ -196,16 +303,43 @@ class SqliteView:
                         "INSERT OR REPLACE INTO positions VALUES (?, ?, ?)",
                         (r.session, r.rest, int(r.value)),
                     )
-            if inserts:
-                db.executemany("INSERT OR REPLACE INTO messages VALUES (?,?,?,?,?,?)", inserts)
+            self._flush(db, insert, inserts, dropped, bulk)
             db.execute(
                 "INSERT OR REPLACE INTO applied VALUES (?, ?, ?)",
                 (partition, next_offset, time.time()),
             )
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
+
+    def _flush(
+        self,
+        db: sqlite3.Connection,
+        insert: str,
+        inserts: list[tuple[str, int, int, int, str, bytes]],
+        dropped: list[tuple[str, str]],
+        bulk: bool,
+    ) -> None:
+        if inserts:
+            db.executemany(insert, inserts)
+        if not dropped:
+            return
+        if bulk:
+            db.executemany("INSERT INTO deferred VALUES (?, 0, ?)", dropped)
+        else:
+            self._drop(db, sorted(dropped))
+
+    @staticmethod
+    def _drop(db: sqlite3.Connection, dropped: Iterable[tuple[str, str]]) -> None:
+        """Remove messages by (session, mid): one indexed pass per session and chunk."""
+        by_session: dict[str, list[str]] = {}
+        for session, mid in dropped:
+            by_session.setdefault(session, []).append(mid)
+        for session, mids in by_session.items():
+            for i in range(0, len(mids), 500):
+                chunk = mids[i : i + 500]
+                db.execute(
+                    "DELETE FROM messages WHERE session = ? AND mid IN "
+                    f"({','.join('?' * len(chunk))})",
+                    (session, *chunk),
+                )
 
     def touch(self) -> None:
         self._conn().execute(
@@ -237,10 +371,11 @@ class SqliteView:
 
     def keys(self, session: str, end: int) -> list[bytes]:
         cur = self._conn().execute(
-            "SELECT key FROM messages WHERE session = ? AND offset < ? ORDER BY offset",
+            "SELECT mid FROM messages WHERE session = ? AND offset < ? ORDER BY offset",
             (session, end),
         )
-        return [k for (k,) in cur.fetchall()]
+        prefix = session.encode("utf-8") + b"\x00m"
+        return [prefix + mid.encode("ascii") for (mid,) in cur.fetchall()]
 
     def position(self, session: str, group: str) -> int | None:
         row = (
@@ -282,13 +417,23 @@ class SqliteView:
             self._db = None
 
 
+def _make_indexes(db: sqlite3.Connection) -> None:
+    for statement in _INDEXES:
+        db.execute(statement)
+
+
+def _meta(db: sqlite3.Connection, name: str) -> str | None:
+    row = db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+    return None if row is None else str(row[0])
+
+
 def open_view(view: str | os.PathLike[str] | LocalView | None) -> LocalView:
     """The view for the ``view=`` option: a path, ``":memory:"``/None, or a view object."""
     if view is None:
         return SqliteView()
     if isinstance(view, str | os.PathLike):
         return SqliteView(view)
-    if all(hasattr(view, name) for name in ("bind", "apply", "rows", "last_rows")):
+    if all(hasattr(view, name) for name in ("bind", "apply", "batch", "rows", "last_rows")):
         return view
     raise ConfigurationError(f"view must be a path, ':memory:' or a LocalView, got {view!r}")
 

@@ -154,3 +154,90 @@ def test_a_followed_view_without_new_records_is_not_stale(tmp_path: Path) -> Non
     view._conn().execute("DELETE FROM meta WHERE name = 'alive_at'")
     assert view.bind("t", 1, stale_before=time.time() - 60) == {}  # offline too long
     view.close()
+
+
+def _tombstone(session: str, offset: int, of: int) -> ViewRecord:
+    return ViewRecord(offset, offset * 10, session, "m", f"{of:016x}", b"k%d" % of, None)
+
+
+def _view_state(view: SqliteView) -> tuple[object, ...]:
+    return (
+        {s: [(r.offset, r.value) for r in view.rows(s, 0, 100, None)] for s in view.sessions()},
+        view.position("a", "g"),
+        view.keys("a", 100),
+    )
+
+
+def _changes() -> list[list[ViewRecord]]:
+    """Messages, a clear, a message tombstone and positions: what a rebuild may meet."""
+    return [
+        [_message("a", 0), _message("b", 1), _message("a", 2, b'{"x": 2}')],
+        [ViewRecord(3, 30, "a", "p", "g", b"pk", b"2"), _message("b", 4), _message("a", 5)],
+        [ViewRecord(6, 60, "b", "c", "", b"ck", b""), _tombstone("b", 7, of=1)],
+        [_message("b", 8), _tombstone("a", 9, of=2), _message("a", 10)],
+    ]
+
+
+def test_a_message_tombstone_removes_that_message_only() -> None:
+    view = SqliteView()
+    view.bind("t", 1, stale_before=0)
+    view.apply(0, [_message("a", 0), _message("a", 1), _message("a", 2)], 3)
+    view.apply(0, [_tombstone("a", 3, of=1), _tombstone("a", 4, of=99)], 5)
+    assert [r.offset for r in view.rows("a", 0, 10, None)] == [0, 2]
+    assert view.keys("a", 10) == [b"a\x00m" + f"{o:016x}".encode() for o in (0, 2)]
+
+
+def test_a_bulk_load_ends_in_the_state_record_by_record_applies_reach(tmp_path: Path) -> None:
+    one_by_one = SqliteView()
+    one_by_one.bind("t", 1, stale_before=0)
+    for n, records in enumerate(_changes()):
+        one_by_one.apply(0, records, 100 + n)
+    expected = _view_state(one_by_one)
+    assert expected[0] == {"a": [(0, b"{}"), (5, b"{}"), (10, b"{}")], "b": [(8, b"{}")]}
+
+    path = tmp_path / "view.sqlite"
+    bulk = SqliteView(path)
+    bulk.bind("t", 1, stale_before=0)
+    bulk.begin_bulk()
+    assert bulk.in_bulk()
+    changes = _changes()
+    with bulk.batch():  # one transaction for several applies
+        bulk.apply(0, changes[0], 100)
+        bulk.apply(0, changes[1], 101)
+    bulk.close()  # a crash mid-rebuild: the file says so, and the rebuild goes on
+    bulk = SqliteView(path)
+    assert bulk.bind("t", 1, stale_before=0) == {0: 101}
+    assert bulk.in_bulk()
+    bulk.apply(0, changes[2], 102)
+    bulk.apply(0, changes[3], 103)
+    bulk.end_bulk()
+    assert not bulk.in_bulk()
+    assert _view_state(bulk) == expected
+    indexes = {n for (n,) in bulk._conn().execute("SELECT name FROM sqlite_master")}
+    assert {"messages_by_session", "messages_by_partition"} <= indexes
+    bulk.close()
+
+
+def test_a_failed_batch_applies_nothing() -> None:
+    view = SqliteView()
+    view.bind("t", 1, stale_before=0)
+    with pytest.raises(ZeroDivisionError), view.batch():
+        view.apply(0, [_message("a", 0)], 1)
+        raise ZeroDivisionError
+    assert view.rows("a", 0, 10, None) == []
+    assert view.bind("t", 1, stale_before=0) == {}
+
+
+def test_a_view_file_of_an_older_layout_is_rebuilt(tmp_path: Path) -> None:
+    path = tmp_path / "view.sqlite"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE messages (session TEXT, offset INTEGER, key BLOB)")
+    db.execute("CREATE TABLE applied (partition INTEGER PRIMARY KEY, next_offset, at)")
+    db.execute("INSERT INTO applied VALUES (0, 7, 1e12)")
+    db.commit()
+    db.close()
+    view = SqliteView(path)
+    assert view.bind("t", 1, stale_before=0) == {}
+    view.apply(0, [_message("a", 0)], 1)
+    assert [r.offset for r in view.rows("a", 0, 10, None)] == [0]
+    view.close()
