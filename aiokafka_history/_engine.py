@@ -19,6 +19,7 @@ from ._config import KafkaOptions, KafkaSettings, TopicSettings
 from ._errors import ConfigurationError, EventLoopError, HistoryClosedError
 from ._lifecycle import Closeable
 from ._naming import TopicNaming, check_topic_name
+from ._read_cache import DEFAULT_READ_CACHE_MESSAGES, check_cache_size
 from ._session_log import BadRecords, OnBadRecord, SessionLayout, SessionLog
 from ._shared_log import SharedLayout
 from ._sqlite_view import LocalView, open_view
@@ -64,9 +65,11 @@ class Engine(Closeable):
         shared_topic: str | None = None,
         shared_topic_settings: TopicSettings | None = None,
         view: str | os.PathLike[str] | LocalView | None = None,
+        read_cache_messages: int = DEFAULT_READ_CACHE_MESSAGES,
         **kafka_options: Unpack[KafkaOptions],
     ) -> None:
         self._closed = True  # until fully constructed, so __del__ stays quiet on errors
+        read_cache = check_cache_size(read_cache_messages)
         if isinstance(max_readers, bool) or not isinstance(max_readers, int) or max_readers < 1:
             raise ConfigurationError(f"max_readers must be an int >= 1, got {max_readers!r}")
         self.settings = KafkaSettings(bootstrap_servers, **kafka_options)
@@ -86,7 +89,13 @@ class Engine(Closeable):
                     "shared_topic_settings and view are options of the shared layout: "
                     "pass shared_topic too"
                 )
-            self._layout = TopicLayout(self._connect, self.naming, self.timeouts, self._bad_records)
+            self._layout = TopicLayout(
+                self._connect,
+                self.naming,
+                self.timeouts,
+                self._bad_records,
+                read_cache=read_cache,
+            )
         else:
             if topic_prefix or encode_session_ids:
                 raise ConfigurationError(
@@ -105,8 +114,10 @@ class Engine(Closeable):
                 open_view(view),
                 self.timeouts,
                 self._bad_records,
+                read_cache=read_cache,
             )
         self._max_readers = max_readers
+        self._extra_layouts: dict[str, SharedLayout] = {}
         self._transport: Transport | None = None
         self._home: asyncio.AbstractEventLoop | None = None
         self._closing: asyncio.Task[None] | None = None
@@ -149,6 +160,51 @@ class Engine(Closeable):
         """The storage of ``session_id`` (validates the id; no I/O)."""
         self._check_open()
         return self._layout.log(session_id, settings=settings, consumer_group=consumer_group)
+
+    def shared_layout(
+        self,
+        topic: str,
+        settings: TopicSettings | None = None,
+        view: str | os.PathLike[str] | LocalView | None = None,
+    ) -> SharedLayout:
+        """The shared layout of ``topic`` on this engine's connections (no I/O).
+
+        For stores of another kind than chat messages (the LangGraph saver) that keep their
+        records in a shared topic of their own. Made once per topic, with its own follower
+        and view, and closed with the engine; the engine's own shared topic returns its
+        layout (``settings`` and ``view`` must then be left out).
+
+        Raises:
+            ConfigurationError: a bad topic name, or options for a layout that exists.
+            HistoryClosedError: the engine is closed.
+        """
+        self._check_open()
+        check_topic_name(topic, "topic")
+        existing = self._extra_layouts.get(topic)
+        own = self._layout
+        if existing is None and isinstance(own, SharedLayout) and own.topic == topic:
+            existing = own
+        if existing is not None:
+            if settings is not None or view is not None:
+                raise ConfigurationError(
+                    f"the shared topic {topic!r} is already in use on this client: leave out "
+                    "its settings and view (they were given when it was first used)"
+                )
+            return existing
+        if settings is None:
+            settings = TopicSettings(partition=DEFAULT_SHARED_PARTITIONS)
+        elif not isinstance(settings, TopicSettings):
+            raise ConfigurationError("topic settings must be a TopicSettings")
+        layout = SharedLayout(
+            self._connect, topic, settings, open_view(view), self.timeouts, self._bad_records
+        )
+        self._extra_layouts[topic] = layout
+        return layout
+
+    def _close_layouts_now(self) -> None:
+        self._layout.close_now()
+        for layout in self._extra_layouts.values():
+            layout.close_now()
 
     # -- sessions ---------------------------------------------------------------------------
 
@@ -234,7 +290,7 @@ class Engine(Closeable):
         if transport is None:
             if self._closing is not None:
                 await asyncio.shield(self._closing)
-            self._layout.close_now()
+            self._close_layouts_now()
             return
         running = _running_loop()
         if transport.loop is running:
@@ -244,11 +300,13 @@ class Engine(Closeable):
                 asyncio.run_coroutine_threadsafe(self._close_on_home(transport), transport.loop)
             )
         else:
-            self._layout.close_now()
+            self._close_layouts_now()
 
     async def _close_on_home(self, transport: Transport) -> None:
         try:
             await self._layout.aclose()
+            for layout in list(self._extra_layouts.values()):
+                await layout.aclose()
         finally:
             await transport.close()
 
@@ -265,7 +323,7 @@ class Engine(Closeable):
         if transport is None or transport.loop.is_closed():
             self._closed = True
             self._transport = None
-            self._layout.close_now()
+            self._close_layouts_now()
             return
         if transport.loop is _running_loop():
             self._closed = True
@@ -278,7 +336,7 @@ class Engine(Closeable):
             return
         self._closed = True
         self._transport = None
-        self._layout.close_now()
+        self._close_layouts_now()
 
     def __del__(self, _warn: Callable[..., None] = warnings.warn) -> None:
         if getattr(self, "_closed", True):

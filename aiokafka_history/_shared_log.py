@@ -31,6 +31,7 @@ from ._kafka_admin import TopicMissingError
 from ._kafka_producer import MAX_REQUEST_SIZE
 from ._kafka_readers import KeyedRow
 from ._log_writes import raise_for_outcome, write_error
+from ._read_cache import DEFAULT_READ_CACHE_MESSAGES, CachedRead, ReadCache
 from ._records import Record
 from ._session_log import BadRecords, StartPosition
 from ._shared_keys import (
@@ -86,6 +87,8 @@ class SharedLayout:
         view: LocalView,
         timeouts: LogTimeouts,
         bad_records: BadRecords,
+        *,
+        read_cache: int = DEFAULT_READ_CACHE_MESSAGES,
     ) -> None:
         self.connect = connect
         self.topic = topic
@@ -102,6 +105,10 @@ class SharedLayout:
         self._follower: asyncio.Task[None] | None = None
         self._failure: BaseException | None = None
         self._log_starts: dict[int, int] = {}  # pruned below these offsets already
+        self.cache = ReadCache(read_cache)  # full reads, by session
+        # Per partition, how often the view removed rows (clears, removals, retention); only
+        # touched on the view thread. A cached read is extended only while it is unchanged.
+        self._rewrites: dict[int, int] = {}
         self._closed = False
 
     def log(
@@ -171,7 +178,7 @@ class SharedLayout:
         begins, ends = await admin.offsets_bounds(self.topic, parts)
         for p, start in begins.items():
             if applied.get(p, 0) < start:
-                await views.run(view.prune, p, start)
+                await views.run(self._prune_view, p, start)
         self._log_starts = dict(begins)
         starts = {p: max(applied.get(p, 0), begins[p]) for p in parts}
         bulk = await views.run(view.in_bulk)
@@ -248,9 +255,28 @@ class SharedLayout:
             for p, start in begins[0].items():
                 # Only where the log start moved: a prune scans the view's rows.
                 if start > self._log_starts.get(p, 0):
-                    await self.views.run(self.view.prune, p, start)
+                    await self.views.run(self._prune_view, p, start)
                     self._log_starts[p] = start
             await self.views.run(self.view.touch)
+
+    def _prune_view(self, partition: int, log_start: int) -> int:
+        """On the view thread: drop rows below ``log_start``."""
+        self._rewrites[partition] = self._rewrites.get(partition, 0) + 1
+        return self.view.prune(partition, log_start)
+
+    def delta_rows(
+        self, session: str, partition: int, cached: CachedRead | None, end: int
+    ) -> tuple[int, bool, list[Row]]:
+        """On the view thread: the rows a full read below ``end`` lacks after ``cached``.
+
+        Returns the partition's rewrite count, whether the rows are the whole session (the
+        cached read is gone or stale), and the rows.
+        """
+        tag = self._rewrites.get(partition, 0)
+        if cached is None or cached.tag != tag:
+            return tag, True, self.view.rows(session, 0, end, None)
+        since = cached.ends.get(partition, 0)
+        return tag, False, self.view.rows(session, since, end, None) if since < end else []
 
     def log_strays(self, strays: list[Record]) -> None:
         """Log the records :meth:`apply_rows` skipped, by position."""
@@ -270,6 +296,7 @@ class SharedLayout:
         with self.view.batch():
             for partition, records in rows.items():
                 items: list[ViewRecord] = []
+                rewritten = False
                 for offset, timestamp, raw_key, value in records:
                     key = parse_key(raw_key)
                     if (
@@ -285,7 +312,11 @@ class SharedLayout:
                             offset, timestamp, key.session, key.kind, key.rest, raw_key, value
                         )
                     )
+                    if key.kind == "c" or value is None:
+                        rewritten = True
                 self.view.apply(partition, items, after[partition])
+                if rewritten:
+                    self._rewrites[partition] = self._rewrites.get(partition, 0) + 1
         return strays
 
     def _wake(self) -> None:
@@ -452,6 +483,8 @@ class SharedSessionLog:
             if not partial:
                 raise TimeoutError from None
             end = layout.applied(p)  # max_time_sec: what the view holds by now
+        if start == "beginning" and limit is None and not commit and layout.cache.enabled:
+            return await self._full_read(p, end)
         if not commit:
             return await self._read_rows(transport, p, start, end, limit, commit=False)
         if self._lock is None:
@@ -497,6 +530,22 @@ class SharedSessionLog:
         if commit and position != known:
             await self._commit(transport, p, position)
         return taken
+
+    async def _full_read(self, p: int, end: int) -> list[tuple[Record, BaseMessage]]:
+        """Everything below ``end``, decoding only what the cached read of it lacks."""
+        layout = self._layout
+        cached = layout.cache.get(self.session_id)
+        tag, whole, rows = await self._rows(layout.delta_rows, self.session_id, p, cached, end)
+        if whole or cached is None:
+            entry = CachedRead(self.decode(p, rows), {p: end}, tag=tag)
+        elif not rows and cached.ends.get(p, 0) >= end:
+            return cached.pairs
+        else:
+            entry = cached.extended({p: self.decode(p, rows)}, {p: end})
+        current = layout.cache.get(self.session_id)
+        if current is cached or current is None or current.ends.get(p, 0) <= end:
+            layout.cache.put(self.session_id, entry)
+        return entry.pairs
 
     def decode(self, p: int, rows: Sequence[Row]) -> list[tuple[Record, BaseMessage]]:
         records = [Record(p, r.offset, r.timestamp, r.value) for r in rows]

@@ -27,6 +27,7 @@ from ._kafka_admin import TopicMissingError
 from ._kafka_producer import MAX_REQUEST_SIZE
 from ._log_writes import raise_for_outcome, write_error
 from ._naming import TopicNaming
+from ._read_cache import DEFAULT_READ_CACHE_MESSAGES, CachedRead, ReadCache
 from ._records import Record, merge_in_write_order, take_first
 from ._session_log import BadRecords, StartPosition
 from ._translate import Subject, is_access_error, translating
@@ -81,11 +82,14 @@ class TopicLayout:
         naming: TopicNaming,
         timeouts: LogTimeouts,
         bad_records: BadRecords,
+        *,
+        read_cache: int = DEFAULT_READ_CACHE_MESSAGES,
     ) -> None:
         self.connect = connect
         self.naming = naming
         self.timeouts = timeouts
         self.bad_records = bad_records
+        self.cache = ReadCache(read_cache)  # full reads, by topic
         self._known: dict[str, _Known] = {}
 
     def log(
@@ -217,6 +221,53 @@ def _within_horizon(
     return merged[: horizon + 1]
 
 
+def _reuse_plan(
+    entry: CachedRead, parts: list[int], starts: Mapping[int, int], ends: Mapping[int, int]
+) -> tuple[CachedRead, dict[int, int]] | None:
+    """What of ``entry`` can be kept, and where to read from; None when nothing can."""
+    read_from: dict[int, int] = {}
+    for p in parts:
+        if p not in entry.ends:  # a partition added since: all of it is new
+            read_from[p] = starts[p]
+            continue
+        last = entry.last.get(p)
+        if ends[p] < entry.ends[p]:
+            return None  # the log went back: not the log that was read
+        if last is None:
+            if starts[p] < entry.ends[p]:
+                return None  # records below what was the end: not the log that was read
+            read_from[p] = starts[p]
+        elif starts[p] > last.offset:
+            return None  # cleared (or expired) past everything read
+        else:
+            if starts[p] > entry.starts.get(p, 0):
+                entry = entry.below(p, starts[p])  # retention removed the oldest
+            read_from[p] = last.offset  # read again: it must be found unchanged
+    return entry, read_from
+
+
+def _after_last(
+    entry: CachedRead, records: Mapping[int, list[Record]]
+) -> dict[int, list[Record]] | None:
+    """The records after each partition's last read one; None when one is not found again."""
+    fresh: dict[int, list[Record]] = {}
+    for p, got in records.items():
+        last = entry.last.get(p)
+        if last is None:
+            fresh[p] = got
+            continue
+        again = got[0] if got else None
+        if (
+            again is None
+            or again.offset != last.offset
+            or again.timestamp != last.timestamp
+            or again.value != last.value
+        ):
+            return None
+        fresh[p] = got[1:]
+    return fresh
+
+
 class TopicSessionLog:
     """One session stored in its own topic. See :class:`~._session_log.SessionLog`."""
 
@@ -302,6 +353,9 @@ class TopicSessionLog:
         max_time: float | None,
         commit: bool,
     ) -> list[tuple[Record, BaseMessage]]:
+        full = start == "beginning" and limit is None and max_time is None and not commit
+        if full and self._layout.cache.enabled:
+            return await self._full_read(transport, parts, deadline)
         admin = transport.admin
         already: dict[int, int | None] = {}
         if start == "latest":
@@ -338,6 +392,44 @@ class TopicSessionLog:
             changed = {p: o for p, o in positions.items() if already.get(p) != o}
             await admin.commit(self.consumer_group, self.topic, changed)
         return taken
+
+    async def _full_read(
+        self, transport: Transport, parts: list[int], deadline: float
+    ) -> list[tuple[Record, BaseMessage]]:
+        """Everything, reading only what is new since the cached read of this topic.
+
+        The cached read is reused when the log still holds what it saw: no partition's log
+        start moved past its records or end moved back, and the last record it read on each
+        partition is found again, same offset, timestamp and value (a topic deleted and made
+        again does not hold it). Records below a moved log start (retention) are dropped.
+        """
+        layout = self._layout
+        starts, ends = await transport.admin.offsets_bounds(self.topic, parts)
+        entry = layout.cache.get(self.topic)
+        plan = None if entry is None else _reuse_plan(entry, parts, starts, ends)
+        if plan is not None:
+            kept, read_from = plan
+            result = await transport.readers.read(
+                self.topic, read_from, ends, max_per_partition=None, deadline=deadline
+            )
+            if not result.caught_up:
+                raise TimeoutError
+            fresh = _after_last(kept, result.records)
+            if fresh is not None:
+                new = {p: layout.bad_records.decode(self.topic, rs) for p, rs in fresh.items()}
+                last = {p: rs[-1] for p, rs in fresh.items() if rs}
+                entry = kept.extended(new, ends, last, starts)
+                layout.cache.put(self.topic, entry)
+                return entry.pairs
+        result = await transport.readers.read(
+            self.topic, starts, ends, max_per_partition=None, deadline=deadline
+        )
+        if not result.caught_up:
+            raise TimeoutError
+        pairs = layout.bad_records.decode(self.topic, merge_in_write_order(result.records))
+        last = {p: rs[-1] for p, rs in result.records.items() if rs}
+        layout.cache.put(self.topic, CachedRead(pairs, dict(ends), last, dict(starts)))
+        return pairs
 
     async def entries(self) -> list[tuple[int, BaseMessage]]:
         """See :meth:`~._session_log.SessionLog.entries`."""
