@@ -10,6 +10,7 @@ import json
 import os
 import string
 
+import pytest
 from hypothesis import HealthCheck, assume, given, reject, settings
 from hypothesis import strategies as st
 from langchain_core.messages import (
@@ -19,9 +20,10 @@ from langchain_core.messages import (
     SystemMessage,
     ToolMessage,
     message_to_dict,
+    messages_from_dict,
 )
 
-from aiokafka_history import InvalidSessionIdError, TopicNaming
+from aiokafka_history import InvalidSessionIdError, RecordDecodeError, TopicNaming, _codec
 from aiokafka_history._codec import decode_message, encode_message
 from aiokafka_history._naming import (
     MAX_TOPIC_LENGTH,
@@ -238,6 +240,101 @@ def test_codec_writes_langchain_community_bytes_and_round_trips(message: BaseMes
     assert decode_message(value, topic="chat.t", partition=0, offset=0) == message
 
 
+plain = {
+    "content": st.text(),
+    "response_metadata": st.dictionaries(st.text(), json_values, max_size=3),
+    "id": optional_text,
+    "name": optional_text,
+}
+# What chats mostly hold: the shape decoding builds without validating again.
+plain_messages: st.SearchStrategy[BaseMessage] = st.one_of(
+    st.builds(HumanMessage, **plain),
+    st.builds(SystemMessage, **plain),
+    st.builds(AIMessage, **plain),
+)
+
+
+def _assert_identical(built: BaseMessage, validated: BaseMessage) -> None:
+    assert type(built) is type(validated)
+    assert built == validated
+    assert built.__dict__ == validated.__dict__
+    assert list(built.__dict__) == list(validated.__dict__)
+    assert built.model_fields_set == validated.model_fields_set
+    assert built.__pydantic_extra__ == validated.__pydantic_extra__
+    assert built.model_dump() == validated.model_dump()
+    assert encode_message(built) == encode_message(validated)
+
+
+@FAST
+@given(message=st.one_of(plain_messages, messages))
+def test_decoding_gives_exactly_what_messages_from_dict_gives(message: BaseMessage) -> None:
+    value = encode_message(message)
+    built = decode_message(value, topic="t", partition=0, offset=0)
+    _assert_identical(built, messages_from_dict([json.loads(value)])[0])
+
+
+def _tamper(data: dict, how: str) -> None:  # type: ignore[type-arg]
+    fields = data["data"]
+    if how == "reorder":
+        data["data"] = dict(reversed(list(fields.items())))
+    elif how == "drop":
+        fields.pop("name")
+    elif how == "extra":
+        fields["extra"] = [1, {"a": None}]
+    elif how == "content-list":
+        fields["content"] = ["x", {"type": "text", "text": "y"}]
+    elif how == "content-int":
+        fields["content"] = 7
+    elif how == "name-int":
+        fields["name"] = 3
+    elif how == "id-int":
+        fields["id"] = 3
+    elif how == "legacy-tool-calls":
+        fields["additional_kwargs"] = {
+            "tool_calls": [{"id": "c", "function": {"name": "f", "arguments": '{"a": 1}'}}]
+        }
+    elif how == "type-mismatch":
+        fields["type"] = "system" if fields["type"] != "system" else "human"
+    elif how == "big-numbers":
+        fields["response_metadata"] = {"big": 2**70, "inf": float("inf")}
+    elif how == "outer-extra":
+        data["more"] = 1
+
+
+@FAST
+@given(
+    message=plain_messages,
+    how=st.sampled_from(
+        [
+            "reorder",
+            "drop",
+            "extra",
+            "content-list",
+            "content-int",
+            "name-int",
+            "id-int",
+            "legacy-tool-calls",
+            "type-mismatch",
+            "big-numbers",
+            "outer-extra",
+        ]
+    ),
+)
+def test_decoding_a_value_of_another_shape_gives_what_messages_from_dict_gives(
+    message: BaseMessage, how: str
+) -> None:
+    data = message_to_dict(message)
+    _tamper(data, how)
+    value = json.dumps(data).encode()
+    try:
+        validated = messages_from_dict([json.loads(value)])[0]
+    except Exception:
+        with pytest.raises(RecordDecodeError):
+            decode_message(value, topic="t", partition=0, offset=0)
+        return
+    _assert_identical(decode_message(value, topic="t", partition=0, offset=0), validated)
+
+
 _session_ids = st.text(min_size=1, max_size=50).filter(lambda s: "\x00" not in s)
 
 
@@ -252,3 +349,11 @@ def test_shared_keys_round_trip_for_any_session_and_group(session: str, group: s
     assert message is not None and message.session == session
     position = parse_key(position_key(raw, group))
     assert position is not None and (position.session, position.rest) == (session, group)
+
+
+def test_plain_messages_are_built_without_validating_again() -> None:
+    # The import-time check found building equal to validating with the pinned versions: the
+    # fast path is on (a mismatch would switch it off, and this would say so).
+    assert set(_codec._PLAIN) == {"human", "ai", "system"}
+    value = encode_message(AIMessage(content="x", name="n"))
+    assert _codec._built(json.loads(value)) is not None
