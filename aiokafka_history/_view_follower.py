@@ -88,6 +88,7 @@ class Follower:
         self._pending: collections.deque[tuple[asyncio.Future[list[Record]], dict[int, int]]]
         self._pending = collections.deque()
         self._count = 0
+        self._error: BaseException | None = None
 
     async def run(self) -> None:
         """Follow until closed; KafkaErrors are retried unless the target says stop."""
@@ -98,11 +99,15 @@ class Follower:
         idle = True  # the last fetch returned nothing
         pruned = began = time.monotonic()
         while not target.closed and not self._transport.closed:
+            if self._error is not None:
+                raise self._error
             wanted = set(target.wanted())
             if self._bulk is not None and idle:
                 wanted |= set(self._bulk)  # partitions with nothing left still need a position
             try:
-                batch, positions = await fetch_keyed(self._consumer, 0.5, wanted)
+                # Records held back for the busy view: look again soon, not in half a second.
+                wait = 0.005 if buffer else 0.5
+                batch, positions = await fetch_keyed(self._consumer, wait, wanted)
             except ConsumerStoppedError:
                 return
             except KafkaError as exc:
@@ -121,15 +126,17 @@ class Follower:
             enough = size >= (1 if self._bulk is None else _BULK_BATCH)
             if buffer and (idle or size >= _MAX_BUFFER or (enough and room)):
                 while len(self._pending) >= in_flight:
-                    await self._publish()
+                    await self._settled(self._pending[0][0])
                 self._count += size
-                apply = self._target.apply_rows
-                self._pending.append((target.views.submit(apply, buffer, after), after))
+                future = target.views.submit(target.apply_rows, buffer, after)
+                self._pending.append((future, after))
+                # Published the moment it is applied (in order), not after the next fetch.
+                future.add_done_callback(self._applied)
                 buffer, after, size = {}, {}, 0
-            while self._pending and (self._pending[0][0].done() or idle):
-                await self._publish()
             held = set(buffer).union(*(a for _, a in self._pending))
             self._advance({p: at for p, at in positions.items() if p not in held})
+            if self._bulk is not None and idle and self._pending:
+                await self._settled(*(f for f, _ in self._pending))
             if self._bulk_done() and not buffer and not self._pending:
                 await self._end_bulk(began)
             if time.monotonic() - pruned > _PRUNE_EVERY:
@@ -140,10 +147,25 @@ class Follower:
         bulk = self._bulk
         return bulk is not None and all(self._progress.get(p, 0) >= e for p, e in bulk.items())
 
-    async def _publish(self) -> None:
-        future, after = self._pending.popleft()
-        self._target.log_strays(await future)
-        self._advance(after)
+    async def _settled(self, *futures: asyncio.Future[list[Record]]) -> None:
+        """Wait for these applies, and publish what is applied."""
+        await asyncio.wait(futures)
+        self._applied()
+
+    def _applied(self, _: object = None) -> None:
+        """Publish the applies that are done, oldest first, up to the first still running."""
+        pending = self._pending
+        while pending and pending[0][0].done():
+            future, after = pending.popleft()
+            if future.cancelled():
+                self._error = self._error or asyncio.CancelledError()
+                return
+            error = future.exception()
+            if error is not None:
+                self._error = self._error or error  # raised by the follower's loop
+                return
+            self._target.log_strays(future.result())
+            self._advance(after)
 
     def _advance(self, offsets: Mapping[int, int]) -> None:
         moved = {p: at for p, at in offsets.items() if at > self._progress.get(p, 0)}
