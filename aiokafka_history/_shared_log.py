@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections import Counter
@@ -109,6 +110,7 @@ class SharedLayout:
         # Per partition, how often the view removed rows (clears, removals, retention); only
         # touched on the view thread. A cached read is extended only while it is unchanged.
         self._rewrites: dict[int, int] = {}
+        self._home: Callable[[bytes], int] = lambda session: 0  # set once partitions are known
         self._closed = False
 
     def log(
@@ -186,6 +188,9 @@ class SharedLayout:
             await views.run(view.begin_bulk)  # a rebuild: no reads until it is done
             bulk = True
         self.partitions = len(parts)
+        count = self.partitions
+        # Where a session's records belong (murmur2 in Python: kept for the busiest sessions).
+        self._home = functools.lru_cache(maxsize=1 << 16)(lambda s: partition_for(s, count))
         self._applied = dict(starts)
         self._advanced = asyncio.Event()
         consumer = await transport.readers.open_consumer(self.topic, starts, follower=True)
@@ -284,8 +289,9 @@ class SharedLayout:
             self.bad_records.skipped(
                 self.topic,
                 record,
-                f"record {self.topic}[{record.partition}]@{record.offset} has no key of this "
-                "layout (session \\x00 kind)",
+                f"record {self.topic}[{record.partition}]@{record.offset} is not a record of "
+                "this layout (its key is not session \\x00 kind, or it is not on its "
+                "session's partition)",
             )
 
     def apply_rows(
@@ -302,6 +308,7 @@ class SharedLayout:
                     if (
                         key is None
                         or raw_key is None
+                        or self._home(raw_key.partition(b"\x00")[0]) != partition
                         or (key.kind == "p" and value is not None and not _is_offset(value))
                         or (key.kind == "c" and value is None)  # markers are never removed
                     ):

@@ -339,6 +339,44 @@ async def test_shared_topic_every_read_returns_the_valid_messages_and_moves_past
 
 @SHARED
 @pytest.mark.anyio
+async def test_shared_topic_a_session_record_on_another_partition_is_a_stray(
+    kafka_bootstrap: str,
+    layout: dict[str, Any],
+    session_id: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Keyed as the session's but on a partition its records never go to: it must not take
+    the place of the session's record at the same offset of its own partition."""
+    caplog.set_level(logging.DEBUG, logger="aiokafka_history")
+    topic = layout["shared_topic"]
+    partitions = layout["shared_topic_settings"].partition
+    home = _partition_of(session_id, partitions)
+    elsewhere = (home + 1) % partitions
+    async with AsyncKafkaHistoryClient(kafka_bootstrap, **layout) as client:
+        history = client.history(session_id, messages_mode="full")
+        await history.aadd_messages([HumanMessage(content=f"m{i}") for i in range(3)])
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+        await producer.start()
+        try:
+            misrouted = json.dumps(message_to_dict(HumanMessage(content=SECRET))).encode()
+            sent = [
+                (
+                    await producer.send_and_wait(
+                        topic, misrouted, key=_message_key(session_id), partition=elsewhere
+                    )
+                ).offset
+                for _ in range(3)
+            ]
+        finally:
+            await producer.stop()
+        await history.aadd_message(HumanMessage(content="m3"))
+        assert _contents(await history.aget_messages()) == ["m0", "m1", "m2", "m3"]
+        assert _contents(await history.alast_messages(10)) == ["m0", "m1", "m2", "m3"]
+    assert sorted(_skipped_offsets(caplog, topic, elsewhere)) == sorted(sent)
+
+
+@SHARED
+@pytest.mark.anyio
 async def test_shared_topic_strict_option_raises_with_coordinates_and_no_payload(
     kafka_bootstrap: str, layout: dict[str, Any], session_id: str
 ) -> None:
