@@ -75,6 +75,11 @@ def tests_oldest(session: nox.Session) -> None:
         # The docs' samples and the examples use LangGraph and FastAPI (dev-only).
         "--ignore=tests/integration/test_docs_samples.py",
         "--ignore=tests/integration/test_examples.py",
+        # The LangGraph savers: the langgraph extra and LangGraph's suite (dev-only).
+        "--ignore=tests/integration/test_langgraph_conformance.py",
+        "--ignore=tests/integration/test_langgraph_saver.py",
+        "--ignore=tests/integration/test_langgraph_graph.py",
+        "--ignore=tests/unit/test_langgraph_api.py",
         # The Kafka-defaults broker round, and the shared-topic round of the layout-parametrised
         # tests, run on 3.11 (the tests session); 3.10 runs the shared layout through
         # test_shared_layout.py and the unit tests (keeps CI well under 30 minutes).
@@ -119,9 +124,16 @@ def kafka(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def benchmarks(session: nox.Session) -> None:
-    """Latency, throughput and memory figures, as ratios against a baseline of the same run."""
+    """Latency, throughput and memory figures, as ratios against a baseline of the same run.
+
+    The peers (langchain-postgres on a throw-away PostgreSQL, Redis) come from the `bench`
+    group; `-- --quick`, `-- --only peers`, `-- --json PATH --plot PATH` pass through.
+    """
     _install(session)
-    session.run("python", "-m", "kafkalocal", "exec", "--", "python", "-m", "benchmarks")
+    session.install("--quiet", *nox.project.dependency_groups(PYPROJECT, "bench"))
+    session.run(
+        "python", "-m", "kafkalocal", "exec", "--", "python", "-m", "benchmarks", *session.posargs
+    )
 
 
 @nox.session(python=PYTHON)

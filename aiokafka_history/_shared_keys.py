@@ -65,9 +65,11 @@ def partition_for(session: bytes, partitions: int) -> int:
     return (hashed & 0x7FFFFFFF) % partitions
 
 
-def message_key(session: bytes) -> bytes:
-    """A fresh key for one message of ``session``."""
-    return session + _SEP + b"m" + secrets.token_hex(8).encode("ascii")
+def message_key(session: bytes, key_id: bytes | None = None) -> bytes:
+    """A fresh key for one message of ``session``, or the key of message ``key_id`` (8 bytes)."""
+    if key_id is None:
+        key_id = secrets.token_bytes(8)
+    return session + _SEP + b"m" + key_id.hex().encode("ascii")
 
 
 def position_key(session: bytes, group: str) -> bytes:

@@ -1,0 +1,201 @@
+"""The storage of LangGraph threads in a shared topic: appends, reads, tombstones, deletion.
+
+A session log of another kind than chat messages, on the shared-topic layout
+(``_shared_log.py``): one thread is one session of the topic, its records are framed by
+``_thread_records.py``. Reads are read-your-writes like the histories': they wait until the
+local view has applied the partition's end offset. Must be used from its engine's event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Sequence
+
+from aiokafka.errors import KafkaError
+
+from ._config import TopicSettings
+from ._deadline import within
+from ._log_writes import raise_for_outcome, write_error
+from ._shared_keys import check_session_id, message_key, partition_for
+from ._shared_log import SharedLayout
+from ._sqlite_view import Row
+from ._thread_records import (
+    KEY_ID_BYTES,
+    Assembled,
+    assemble,
+    frame_unit,
+    record_count,
+)
+from ._topic_log import MARGIN
+from ._translate import Subject, is_access_error, translating
+
+__all__ = ["ThreadLog"]
+
+_PUT_ID_BYTES = 8
+_CACHE_BYTES = 64 * 1024 * 1024  # rows kept between reads, over every thread
+
+
+class ThreadLog:
+    """Every thread of one shared topic. Not thread-safe: use it on its engine's loop."""
+
+    def __init__(self, layout: SharedLayout) -> None:
+        self._layout = layout
+        # The rows of recently read threads, by the end offset they were read up to: a read
+        # then fetches only what came after (least recently read dropped first).
+        self._cache: dict[str, tuple[int, int, list[tuple[int, bytes | None]]]] = {}
+        self._cached_bytes = 0
+
+    @property
+    def topic(self) -> str:
+        """The shared topic."""
+        return self._layout.topic
+
+    def _subject(self, thread_id: str) -> Subject:
+        return Subject(thread_id, self._layout.topic)
+
+    async def setup(self) -> None:
+        """Create the topic (or validate it) and start following it.
+
+        Raises:
+            TopicAdminError: the topic could not be created or described in time.
+            ConfigurationError: the topic exists with settings that break the contract.
+        """
+        layout = self._layout
+        with translating("admin", Subject("", layout.topic), "setting up"):
+            await within(layout.timeouts.admin + MARGIN, layout.ready())
+
+    # -- reads ------------------------------------------------------------------------------
+
+    async def read(self, thread_id: str) -> Assembled:
+        """Every committed unit of ``thread_id``, in offset order (read-your-writes).
+
+        Raises:
+            InvalidSessionIdError: ``thread_id`` is not a valid id.
+            SessionReadError: the view did not catch up within the read timeout.
+        """
+        raw = check_session_id(thread_id)
+        layout = self._layout
+        with translating("read", self._subject(thread_id), "reading"):
+            rows = await within(layout.timeouts.read + MARGIN, self._rows(thread_id, raw))
+        return assemble(rows)
+
+    async def _rows(self, thread_id: str, raw: bytes) -> list[tuple[int, bytes | None]]:
+        layout = self._layout
+        transport = await layout.ready()
+        p = partition_for(raw, layout.partitions)
+        end = await layout.caught_up(transport, p)
+        views = layout.views
+        view = layout.view
+        cached = self._cache.get(thread_id)
+        if cached is not None:
+            # Only the rows after what was read before, if nothing before them went away
+            # (a tombstone or a clear removes rows; the count of keys then tells).
+            last_end, _, rows = cached
+            keys = await views.run(view.keys, thread_id, end)
+            if end == last_end:
+                if len(keys) == len(rows):
+                    self._cache[thread_id] = self._cache.pop(thread_id)  # recently used
+                    return rows
+            else:
+                fresh: list[Row] = await views.run(view.rows, thread_id, last_end, end, None)
+                if len(rows) + len(fresh) == len(keys):
+                    rows = rows + [(r.offset, r.value) for r in fresh]
+                    self._remember(thread_id, end, rows)
+                    return rows
+        fetched: list[Row] = await views.run(view.rows, thread_id, 0, end, None)
+        rows = [(r.offset, r.value) for r in fetched]
+        self._remember(thread_id, end, rows)
+        return rows
+
+    def _remember(self, thread_id: str, end: int, rows: list[tuple[int, bytes | None]]) -> None:
+        self._forget(thread_id)
+        size = sum(len(v or b"") for _, v in rows)
+        if size > _CACHE_BYTES // 4:
+            return
+        while self._cache and self._cached_bytes + size > _CACHE_BYTES:
+            self._forget(next(iter(self._cache)))
+        self._cache[thread_id] = (end, size, rows)
+        self._cached_bytes += size
+
+    def _forget(self, thread_id: str) -> None:
+        cached = self._cache.pop(thread_id, None)
+        if cached is not None:
+            self._cached_bytes -= cached[1]
+
+    async def threads(self) -> list[str]:
+        """Every thread with records, sorted (reads every partition).
+
+        Raises:
+            TopicAdminError: the view did not catch up within the admin timeout.
+        """
+        return await self._layout.sessions()
+
+    # -- writes -----------------------------------------------------------------------------
+
+    async def append(
+        self, thread_id: str, units: Sequence[bytes], tombstones: Sequence[bytes] = ()
+    ) -> None:
+        """Append ``units`` (each framed into records), then tombstone the key ids.
+
+        One produce call, in order, to the thread's partition: a unit is visible only once
+        its last record (the commit) is acknowledged; tombstones follow the units they make
+        room for.
+
+        Raises:
+            SessionWriteError: not everything was acknowledged within the write timeout.
+            NotAuthorizedError: an ACL refused the write.
+        """
+        raw = check_session_id(thread_id)
+        values: list[bytes | None] = []
+        keys: list[bytes] = []
+        for data in units:
+            ids = [secrets.token_bytes(KEY_ID_BYTES) for _ in range(record_count(len(data)))]
+            values.extend(frame_unit(data, ids, secrets.token_bytes(_PUT_ID_BYTES)))
+            keys.extend(message_key(raw, key_id) for key_id in ids)
+        for key_id in tombstones:
+            values.append(None)
+            keys.append(message_key(raw, key_id))
+        if not values:
+            return
+        await self._produce(thread_id, raw, keys, values)
+
+    async def _produce(
+        self, thread_id: str, raw: bytes, keys: list[bytes], values: list[bytes | None]
+    ) -> None:
+        layout = self._layout
+        subject = self._subject(thread_id)
+        write = layout.timeouts.write
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with translating("admin", subject, "preparing to write to"):
+            try:
+                transport = await within(write, layout.ready())
+            except (TimeoutError, asyncio.TimeoutError) as exc:
+                raise write_error(subject, 0, len(values), exc, indeterminate=False) from exc
+        remaining = max(0.001, write - (loop.time() - started))
+        try:
+            outcome = await transport.producer.produce(
+                layout.topic,
+                keys[0],
+                values,
+                keys=keys,
+                partition=partition_for(raw, layout.partitions),
+                timeout=remaining,
+            )
+        except (TimeoutError, asyncio.TimeoutError, KafkaError) as exc:
+            if is_access_error(exc):
+                with translating("admin", subject, "writing to"):
+                    raise
+            raise write_error(subject, 0, len(values), exc, indeterminate=False) from exc
+        raise_for_outcome(subject, len(values), outcome)
+
+    async def delete(self, thread_id: str) -> bool:
+        """Remove every record of ``thread_id``; False when it had none.
+
+        Raises:
+            TopicAdminError: the clear marker or its tombstones were not acknowledged.
+        """
+        self._forget(thread_id)
+        log = self._layout.log(thread_id, settings=TopicSettings(), consumer_group=None)
+        return await log.delete()

@@ -1,0 +1,215 @@
+"""The Kafka savers' own promises: large states, strays, setup, the blocking twin, the bridge."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.partitioner import murmur2
+from langchain_core.messages import AIMessage, HumanMessage
+from langgraph.checkpoint.base import empty_checkpoint
+from langgraph.checkpoint.memory import InMemorySaver
+
+from aiokafka_history import (
+    AsyncKafkaHistoryClient,
+    ConfigurationError,
+    KafkaHistoryClient,
+    TopicSettings,
+)
+from aiokafka_history.langgraph import (
+    AsyncKafkaSaver,
+    KafkaSaver,
+    amove_session_to_thread,
+    move_session_to_thread,
+)
+from kafkalocal import TopicFactory
+
+pytestmark = pytest.mark.anyio
+
+SMALL = TopicSettings(partition=3)
+MiB = 1024 * 1024
+
+
+def _config(thread: str, checkpoint_id: str | None = None) -> Any:
+    configurable = {"thread_id": thread, "checkpoint_ns": ""}
+    if checkpoint_id:
+        configurable["checkpoint_id"] = checkpoint_id
+    return {"configurable": configurable}
+
+
+def _checkpoint(values: dict[str, Any], versions: dict[str, Any]) -> Any:
+    checkpoint = empty_checkpoint()
+    checkpoint["channel_values"] = values
+    checkpoint["channel_versions"] = versions
+    return checkpoint
+
+
+async def _record_sizes(bootstrap: str, topic: str) -> list[int]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(SMALL.partition)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        sizes: list[int] = []
+        while sum(ends.values()) > len(sizes):
+            for rows in (await consumer.getmany(timeout_ms=500)).values():
+                sizes.extend(len(r.value or b"") for r in rows)
+        return sizes
+    finally:
+        await consumer.stop()
+
+
+async def test_a_5_mib_state_is_chunked_and_read_back_whole(
+    kafka_bootstrap: str, kafka_topics: TopicFactory
+) -> None:
+    topic = kafka_topics("lg")
+    big = os.urandom(5 * MiB)
+    async with AsyncKafkaHistoryClient(kafka_bootstrap) as client:
+        saver = AsyncKafkaSaver(client, topic=topic, topic_settings=SMALL)
+        stored = await saver.aput(
+            _config("big"),
+            _checkpoint({"blob": big, "small": "x"}, {"blob": 1, "small": 1}),
+            {"source": "loop", "step": 0},
+            {"blob": 1, "small": 1},
+        )
+        await saver.aput_writes(stored, [("blob", big)], "task-1")
+    # Another client (another process's view) reads it back from Kafka.
+    async with AsyncKafkaHistoryClient(kafka_bootstrap) as client:
+        saver = AsyncKafkaSaver(client, topic=topic, topic_settings=SMALL)
+        found = await saver.aget_tuple(_config("big"))
+    assert found is not None
+    assert found.checkpoint["channel_values"] == {"blob": big, "small": "x"}
+    assert found.pending_writes == [("task-1", "blob", big)]
+    sizes = await _record_sizes(kafka_bootstrap, topic)
+    assert len(sizes) > 10 and max(sizes) < MiB  # every record within the broker's limit
+
+
+async def test_records_of_another_format_in_the_topic_are_skipped(
+    kafka_bootstrap: str, kafka_topics: TopicFactory
+) -> None:
+    topic = kafka_topics("lg")
+    async with AsyncKafkaHistoryClient(kafka_bootstrap) as client:
+        saver = AsyncKafkaSaver(client, topic=topic, topic_settings=SMALL)
+        await saver.setup()
+        stored = await saver.aput(_config("t"), _checkpoint({}, {}), {"step": 0}, {})
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+        await producer.start()
+        partition = (murmur2(b"t") & 0x7FFFFFFF) % SMALL.partition  # the thread's partition
+        try:  # a chat message and garbage under the thread's keys
+            for value in (b'{"type": "human", "data": {"content": "hi"}}', b"KLG\x01W"):
+                key = b"t\x00m" + os.urandom(8).hex().encode()
+                await producer.send_and_wait(topic, value, key=key, partition=partition)
+        finally:
+            await producer.stop()
+        found = await saver.aget_tuple(_config("t"))
+        assert found is not None
+        assert found.config == stored
+        assert [t.config async for t in saver.alist(_config("t"))] == [stored]
+
+
+async def test_setup_refuses_a_topic_that_is_not_compacted(
+    kafka_bootstrap: str, kafka_topics: TopicFactory
+) -> None:
+    topic = kafka_topics("lg")
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics(
+            [NewTopic(topic, 1, 1, topic_configs={"cleanup.policy": "delete"})]
+        )
+    finally:
+        await admin.close()
+    async with AsyncKafkaHistoryClient(kafka_bootstrap) as client:
+        saver = AsyncKafkaSaver(client, topic=topic)
+        with pytest.raises(ConfigurationError, match="compact"):
+            await saver.setup()
+
+
+def test_the_blocking_saver_round_trips_and_deletes(
+    kafka_bootstrap: str, kafka_topics: TopicFactory
+) -> None:
+    topic = kafka_topics("lg")
+    with KafkaSaver.from_conn_string(kafka_bootstrap, topic=topic, topic_settings=SMALL) as saver:
+        saver.setup()
+        first = saver.put(_config("t"), _checkpoint({"a": 1}, {"a": "1"}), {"step": 0}, {"a": "1"})
+        second = saver.put(first, _checkpoint({"a": 1}, {"a": "1"}), {"step": 1}, {})
+        saver.put_writes(second, [("a", 2)], "task", "path")
+        found = saver.get_tuple(_config("t"))
+        assert found is not None and found.config == second
+        assert found.parent_config == first
+        assert found.checkpoint["channel_values"] == {"a": 1}
+        assert found.pending_writes == [("task", "a", 2)]
+        assert [t.config for t in saver.list(_config("t"))] == [second, first]
+        saver.copy_thread("t", "u")
+        saver.prune(["u"])
+        assert [t.config["configurable"]["checkpoint_id"] for t in saver.list(_config("u"))] == [
+            second["configurable"]["checkpoint_id"]
+        ]
+        saver.delete_thread("t")
+        assert saver.get_tuple(_config("t")) is None
+        assert saver.get_next_version(saver.get_next_version(None, None), None).startswith(
+            "0" * 31 + "2"
+        )
+
+
+def test_bad_arguments_fail_early(kafka_bootstrap: str) -> None:
+    with pytest.raises(ConfigurationError):
+        AsyncKafkaSaver(object())  # type: ignore[arg-type]
+    with KafkaHistoryClient(kafka_bootstrap) as client:
+        with pytest.raises(ConfigurationError):
+            KafkaSaver(client, topic="bad topic name!")
+        saver = KafkaSaver(client, topic="never-used")
+        with pytest.raises(ConfigurationError, match="thread_id"):
+            saver.get_tuple({"configurable": {}})
+        with pytest.raises(ConfigurationError, match="strategy"):
+            saver.prune(["x"], strategy="keep_some")
+
+
+async def test_a_session_moves_into_a_thread_and_again_adds_only_what_is_new(
+    kafka_bootstrap: str, kafka_topics: TopicFactory
+) -> None:
+    async with AsyncKafkaHistoryClient(
+        kafka_bootstrap, shared_topic=kafka_topics("chats"), shared_topic_settings=SMALL
+    ) as client:
+        history = client.history("s-1")
+        await history.aadd_messages([HumanMessage("hi", id="h1"), AIMessage("hello", id="a1")])
+        saver = AsyncKafkaSaver(client, topic=kafka_topics("lg"), topic_settings=SMALL)
+        await amove_session_to_thread(history, saver, "s-1")
+        await history.aadd_messages([HumanMessage("more", id="h2")])
+        await amove_session_to_thread(history, saver, "s-1", clear=True)
+        found = await saver.aget_tuple(_config("s-1"))
+        assert found is not None
+        assert [m.content for m in found.checkpoint["channel_values"]["messages"]] == [
+            "hi",
+            "hello",
+            "more",
+        ]
+        assert found.metadata["source"] == "update" and found.metadata["step"] == 0
+        assert found.parent_config is not None
+        assert await history.aget_messages() == []
+
+
+def test_the_blocking_bridge_works_with_any_saver(
+    kafka_bootstrap: str, kafka_topics: TopicFactory
+) -> None:
+    from langgraph.graph import START, MessagesState, StateGraph
+
+    with KafkaHistoryClient(
+        kafka_bootstrap, shared_topic=kafka_topics("chats"), shared_topic_settings=SMALL
+    ) as client:
+        history = client.history("s-1")
+        history.add_messages([HumanMessage("hi"), AIMessage("hello")])
+        saver = InMemorySaver()
+        move_session_to_thread(history, saver, "t-1")
+    # The graph goes on from the moved messages.
+    builder = StateGraph(MessagesState)
+    builder.add_node("echo", lambda state: {"messages": [AIMessage(f"{len(state['messages'])}")]})
+    builder.add_edge(START, "echo")
+    graph = builder.compile(checkpointer=saver)
+    out = graph.invoke({"messages": [HumanMessage("again")]}, _config("t-1"))
+    assert [m.content for m in out["messages"]] == ["hi", "hello", "again", "3"]

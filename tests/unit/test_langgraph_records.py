@@ -1,0 +1,183 @@
+"""Checkpoint records of a thread (``_thread_records``): framing, chunks, the index. No broker."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from aiokafka_history._thread_records import (
+    BlobsUnit,
+    CheckpointUnit,
+    ThreadIndex,
+    WritesUnit,
+    assemble,
+    decode_unit,
+    encode_unit,
+    frame_unit,
+    record_count,
+)
+
+CHUNK = 1000
+
+
+def _checkpoint(
+    cid: str, versions: dict[str, int], blobs: dict[str, int], ns: str = ""
+) -> CheckpointUnit:
+    return CheckpointUnit(
+        ns=ns,
+        checkpoint_id=cid,
+        parent_id=None,
+        checkpoint=("json", cid.encode()),
+        metadata=("json", b"{}"),
+        versions=versions,
+        blobs=tuple((c, v, ("json", f"{c}@{v}".encode())) for c, v in blobs.items()),
+    )
+
+
+def _rows(*units: object, chunk: int = CHUNK) -> list[tuple[int, bytes | None]]:
+    rows: list[tuple[int, bytes | None]] = []
+    for unit in units:
+        data = unit if isinstance(unit, bytes) else encode_unit(unit)  # type: ignore[arg-type]
+        ids = [os.urandom(8) for _ in range(record_count(len(data), chunk))]
+        for value in frame_unit(data, ids, os.urandom(8), chunk):
+            rows.append((len(rows), value))
+    return rows
+
+
+def _index(rows: list[tuple[int, bytes | None]]) -> ThreadIndex:
+    return ThreadIndex(assemble(rows))
+
+
+@pytest.mark.parametrize(
+    "unit",
+    [
+        _checkpoint("1", {"a": 1, "b": "00002.5"}, {"a": 1, "b": "00002.5"}, ns="child:x"),
+        WritesUnit(
+            "",
+            "1",
+            "task",
+            "a:b",
+            ((0, "ch", ("msgpack", b"\x00\xff")), (-3, "__interrupt__", ("null", b""))),
+        ),
+        BlobsUnit("", (("a", 1.5, ("bytes", b"")),)),
+    ],
+)
+def test_units_round_trip(unit: object) -> None:
+    assert decode_unit(encode_unit(unit)) == unit  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "data", [b"", b"\x00\x00\x00\x02{}", b'\x00\x00\x00\x09{"u":"?"}', b"garbage!"]
+)
+def test_a_broken_unit_is_a_value_error(data: bytes) -> None:
+    with pytest.raises(ValueError):
+        decode_unit(data)
+
+
+def test_a_large_unit_is_chunked_and_reassembled() -> None:
+    big = _checkpoint("1", {"a": 1}, {"a": 1})
+    big = CheckpointUnit(
+        big.ns, "1", None, ("bytes", os.urandom(5500)), big.metadata, {"a": 1}, big.blobs
+    )
+    rows = _rows(big)
+    assert len(rows) == 6  # 5 parts and the commit
+    out = assemble(rows)
+    assert [decode_unit(u.data) for u in out.units] == [big]
+    assert len(out.units[0].key_ids) == 6
+    assert out.orphans == []
+
+
+def test_parts_without_their_commit_are_orphans_and_hide_nothing() -> None:
+    small = _checkpoint("1", {"a": 1}, {"a": 1})
+    big = CheckpointUnit("", "2", "1", ("bytes", os.urandom(3500)), small.metadata, {"a": 1}, ())
+    rows = _rows(small, big)
+    torn = rows[:-1]  # the commit of the big unit never landed
+    index = _index(torn)
+    assert list(index.checkpoints[""]) == ["1"]
+    assert len(index.orphans) == 3
+    # A commit whose part is missing is never assembled either.
+    holed = rows[:2] + rows[3:]
+    index = _index(holed)
+    assert list(index.checkpoints[""]) == ["1"]
+    assert len(index.orphans) == 3
+
+
+def test_strays_are_skipped() -> None:
+    rows = [
+        (0, b'{"type": "human"}'),
+        (1, None),
+        *((o + 2, v) for o, v in _rows(_checkpoint("1", {}, {}))),
+    ]
+    out = assemble(rows)
+    assert out.strays == 2 and len(out.units) == 1
+
+
+def test_unchanged_channels_resolve_to_earlier_blobs() -> None:
+    index = _index(
+        _rows(
+            _checkpoint("1", {"a": 1, "b": 1}, {"a": 1, "b": 1}),
+            _checkpoint("2", {"a": 2, "b": 1}, {"a": 2}),
+        )
+    )
+    assert index.channel_values("", {"a": 2, "b": 1}) == {
+        "a": ("json", b"a@2"),
+        "b": ("json", b"b@1"),
+    }
+    assert index.get("", None).unit.checkpoint_id == "2"  # type: ignore[union-attr]
+
+
+def test_writes_keep_the_first_regular_write_and_the_last_special_one() -> None:
+    def writes(task: str, *items: tuple[int, str, bytes], path: str = "") -> WritesUnit:
+        return WritesUnit("", "1", task, path, tuple((i, c, ("json", v)) for i, c, v in items))
+
+    index = _index(
+        _rows(
+            _checkpoint("1", {}, {}),
+            writes("t2", (0, "x", b"first"), path="b"),
+            writes("t2", (0, "x", b"again"), path="b"),
+            writes("t1", (-1, "__error__", b"e1"), (1, "y", b"y"), path="a"),
+            writes("t1", (-1, "__error__", b"e2"), path="a"),
+        )
+    )
+    assert index.pending_writes("", "1") == [
+        ("t1", "__error__", ("json", b"e2")),
+        ("t1", "y", ("json", b"y")),
+        ("t2", "x", ("json", b"first")),
+    ]
+
+
+def test_a_removal_moves_blobs_still_in_use_and_tombstones_the_rest() -> None:
+    rows = _rows(
+        _checkpoint("1", {"a": 1, "b": 1}, {"a": 1, "b": 1}),
+        WritesUnit("", "1", "t", "", ((0, "x", ("json", b"w")),)),
+        _checkpoint("2", {"a": 2, "b": 1}, {"a": 2}),
+        WritesUnit("", "2", "t", "", ((0, "x", ("json", b"w2")),)),
+    )
+    index = _index(rows)
+    removal = index.removal([("", "1")])
+    assert removal.rehome == (BlobsUnit("", (("b", 1, ("json", b"b@1")),)),)
+    keys = [k for stored, _ in index.units for k in stored.key_ids]
+    assert set(removal.tombstones) == {keys[0], keys[1]}
+    # Applied: the moved blob comes first, then the tombstones remove rows from the view.
+    survivors = [
+        (o, v) for o, v in rows if v is not None and v[5:13] not in set(removal.tombstones)
+    ]
+    moved = _rows(*removal.rehome)
+    after = _index(survivors + [(100 + o, v) for o, v in moved])
+    assert list(after.checkpoints[""]) == ["2"]
+    assert after.channel_values("", {"a": 2, "b": 1}) == {
+        "a": ("json", b"a@2"),
+        "b": ("json", b"b@1"),
+    }
+    assert after.pending_writes("", "2") == [("t", "x", ("json", b"w2"))]
+    # Nothing more to remove: the moved blobs stay where they are.
+    assert not after.removal([])
+
+
+def test_a_removal_of_nothing_drops_only_what_nothing_needs() -> None:
+    rows = _rows(_checkpoint("1", {"a": 1}, {"a": 1}), _checkpoint("1", {"a": 2}, {"a": 2}))
+    index = _index(rows)  # the same checkpoint stored twice: the later one wins
+    removal = index.removal([])
+    assert removal.rehome == ()
+    assert removal.tombstones == index.units[0][0].key_ids
