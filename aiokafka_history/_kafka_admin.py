@@ -15,6 +15,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.admin.records_to_delete import RecordsToDelete
 from aiokafka.errors import (
+    ConsumerStoppedError,
     KafkaError,
     TopicAlreadyExistsError,
     UnknownTopicOrPartitionError,
@@ -26,7 +27,7 @@ from aiokafka.protocol.offset import OffsetRequest
 
 from ._kafka_internals import admin_any_node, admin_send
 
-__all__ = ["Admin", "TopicMissingError"]
+__all__ = ["Admin", "EndOffsets", "TopicMissingError"]
 
 T = TypeVar("T")
 
@@ -318,3 +319,60 @@ class Admin:
                     _raise_for(code, f"commit offsets of group {group!r}")
 
         await self._retry(commit)
+
+
+class EndOffsets:
+    """End offsets of one topic for many concurrent callers, in as few requests as can be.
+
+    One request at a time, for every partition asked meanwhile: a hundred reads at once cost
+    a request or two, not a hundred. A caller is only ever answered by a request sent after
+    it asked, so an answer includes every write acknowledged before the call.
+    """
+
+    def __init__(self, admin: Admin, topic: str) -> None:
+        self.admin = admin
+        self._topic = topic
+        self._waiting: dict[int, list[asyncio.Future[int]]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def get(self, partition: int) -> int:
+        """The partition's end offset, looked up after this call began."""
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(partition, []).append(future)
+        if self._task is None or self._task.done():
+            self._task = asyncio.ensure_future(self._run())
+        return await future
+
+    async def _run(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting, {}
+            live = {p: [f for f in fs if not f.done()] for p, fs in batch.items()}
+            live = {p: fs for p, fs in live.items() if fs}
+            if not live:
+                continue
+            try:
+                ends = await self.admin.end_offsets(self._topic, list(live))
+            except asyncio.CancelledError:
+                self._fail(live, ConsumerStoppedError())  # closed: callers are told so
+                raise
+            except Exception as exc:
+                self._fail(live, exc)
+                continue
+            for p, futures in live.items():
+                for future in futures:
+                    if not future.done():
+                        future.set_result(ends[p])
+
+    @staticmethod
+    def _fail(live: Mapping[int, list[asyncio.Future[int]]], exc: BaseException) -> None:
+        for futures in live.values():
+            for future in futures:
+                if not future.done():
+                    future.set_exception(exc)
+
+    def close(self) -> None:
+        """Stop looking up; callers still waiting are told the client closed."""
+        if self._task is not None:
+            self._task.cancel()
+        self._fail(self._waiting, ConsumerStoppedError())
+        self._waiting = {}

@@ -28,7 +28,7 @@ from ._codec import encode_messages
 from ._config import TopicSettings
 from ._deadline import within
 from ._errors import ConfigurationError, TopicAdminError
-from ._kafka_admin import TopicMissingError
+from ._kafka_admin import EndOffsets, TopicMissingError
 from ._kafka_producer import MAX_REQUEST_SIZE
 from ._kafka_readers import KeyedRow
 from ._log_writes import raise_for_outcome, write_error
@@ -110,6 +110,7 @@ class SharedLayout:
         # Per partition, how often the view removed rows (clears, removals, retention); only
         # touched on the view thread. A cached read is extended only while it is unchanged.
         self._rewrites: dict[int, int] = {}
+        self._ends: EndOffsets | None = None
         self._home: Callable[[bytes], int] = lambda session: 0  # set once partitions are known
         self._closed = False
 
@@ -332,9 +333,16 @@ class SharedLayout:
             self._advanced = asyncio.Event()
             event.set()
 
+    async def end_offset(self, transport: Transport, partition: int) -> int:
+        """The partition's end offset now (lookups of concurrent calls go together)."""
+        ends = self._ends
+        if ends is None or ends.admin is not transport.admin:
+            ends = self._ends = EndOffsets(transport.admin, self.topic)
+        return await ends.get(partition)
+
     async def caught_up(self, transport: Transport, partition: int) -> int:
         """The partition's end offset, once the view has applied everything before it."""
-        end = (await transport.admin.end_offsets(self.topic, [partition]))[partition]
+        end = await self.end_offset(transport, partition)
         await self.applied_up_to(partition, end)
         return end
 
@@ -405,6 +413,8 @@ class SharedLayout:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await follower
         self._wake()
+        if self._ends is not None:
+            self._ends.close()
         self.views.close()
 
     @property
@@ -415,6 +425,8 @@ class SharedLayout:
     def close_now(self) -> None:
         """Close from outside the loop (the loop is gone): the view only."""
         self._closed = True
+        if self._ends is not None:
+            self._ends.close()
         self.views.close()
 
 
@@ -483,7 +495,7 @@ class SharedSessionLog:
         deadline = time.monotonic() + timeout
         transport = await within(timeout, layout.ready())
         p = self._partition()
-        end = (await transport.admin.end_offsets(layout.topic, [p]))[p]
+        end = await layout.end_offset(transport, p)
         try:
             await within(max(0.001, deadline - time.monotonic()), layout.applied_up_to(p, end))
         except (asyncio.TimeoutError, TimeoutError):
