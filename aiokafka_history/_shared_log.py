@@ -111,7 +111,11 @@ class SharedLayout:
         # touched on the view thread. A cached read is extended only while it is unchanged.
         self._rewrites: dict[int, int] = {}
         self._ends: EndOffsets | None = None
-        self._home: Callable[[bytes], int] = lambda session: 0  # set once partitions are known
+        # Set once the partitions are known: the partition of a session, and its id too.
+        self._home: Callable[[bytes], int] = functools.partial(partition_for, partitions=1)
+        self._owner: Callable[[bytes], tuple[str, int] | None] = functools.partial(
+            _owner, partitions=1
+        )
         self._closed = False
 
     def log(
@@ -189,9 +193,11 @@ class SharedLayout:
             await views.run(view.begin_bulk)  # a rebuild: no reads until it is done
             bulk = True
         self.partitions = len(parts)
-        count = self.partitions
-        # Where a session's records belong (murmur2 in Python: kept for the busiest sessions).
-        self._home = functools.lru_cache(maxsize=1 << 16)(lambda s: partition_for(s, count))
+        self._home = functools.partial(partition_for, partitions=self.partitions)
+        # A session's id and partition (murmur2 in Python: kept for the busiest sessions).
+        self._owner = functools.lru_cache(maxsize=1 << 16)(
+            functools.partial(_owner, partitions=self.partitions)
+        )
         self._applied = dict(starts)
         self._advanced = asyncio.Event()
         consumer = await transport.readers.open_consumer(self.topic, starts, follower=True)
@@ -300,16 +306,28 @@ class SharedLayout:
     ) -> list[Record]:
         """On the view thread: apply ``rows`` in one transaction; the records not of this layout."""
         strays: list[Record] = []
+        owner = self._owner
+        make = tuple.__new__  # ViewRecord without its Python __new__: a rebuild makes millions
         with self.view.batch():
             for partition, records in rows.items():
                 items: list[ViewRecord] = []
                 rewritten = False
                 for offset, timestamp, raw_key, value in records:
+                    # The common record, a message: session \x00 m + 16 characters.
+                    head, sep, tail = raw_key.partition(b"\x00") if raw_key else (b"", b"", b"")
+                    if sep and len(tail) == 17 and tail[0] == 0x6D and tail.isascii():  # m
+                        session = owner(head)
+                        if session is not None and session[1] == partition:
+                            rest = tail[1:].decode("ascii")
+                            record = (offset, timestamp, session[0], "m", rest, raw_key, value)
+                            items.append(make(ViewRecord, record))
+                            rewritten = rewritten or value is None
+                            continue
                     key = parse_key(raw_key)
                     if (
                         key is None
                         or raw_key is None
-                        or self._home(raw_key.partition(b"\x00")[0]) != partition
+                        or self._home(head) != partition
                         or (key.kind == "p" and value is not None and not _is_offset(value))
                         or (key.kind == "c" and value is None)  # markers are never removed
                     ):
@@ -787,6 +805,16 @@ def _translated(exc: BaseException, topic: str) -> BaseException:
             raise exc
     except BaseException as translated:
         return translated
+
+
+def _owner(session: bytes, partitions: int) -> tuple[str, int] | None:
+    """The id and partition of a session's key part, or None when it is no session id."""
+    if not session:
+        return None
+    try:
+        return session.decode("utf-8"), partition_for(session, partitions)
+    except UnicodeDecodeError:
+        return None
 
 
 def _is_offset(value: bytes) -> bool:

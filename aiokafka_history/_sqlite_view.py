@@ -46,7 +46,7 @@ _INDEXES = (
     "CREATE UNIQUE INDEX IF NOT EXISTS messages_by_session ON messages (session, offset)",
     "CREATE INDEX IF NOT EXISTS messages_by_partition ON messages (partition, offset)",
 )
-_CACHE_KIB = 32 * 1024  # SQLite's page cache: bounded, whatever the view's size
+_CACHE_KIB = 4 * 1024  # SQLite's page cache: bounded (and what an index build sorts in)
 
 
 class Row(NamedTuple):
@@ -264,20 +264,19 @@ class SqliteView:
     def apply(self, partition: int, records: Iterable[ViewRecord], next_offset: int) -> None:
         db = self._conn()
         bulk = self._bulk
+        # The records themselves are the parameters (numbered: offset ?1, timestamp ?2,
+        # session ?3, rest ?5, value ?7), so a message costs no Python work of its own.
         insert = (
-            "INSERT INTO messages VALUES (?,?,?,?,?,?)"
-            if bulk  # no unique index to replace by: every offset is applied once
-            else "INSERT OR REPLACE INTO messages VALUES (?,?,?,?,?,?)"
+            f"INSERT {'' if bulk else 'OR REPLACE '}INTO messages (offset, ts, session, mid, "
+            f"value, partition) VALUES (?1, ?2, ?3, ?5, ?7, {partition:d})"
         )
         with self._transaction(db):
-            inserts: list[tuple[str, int, int, int, str, bytes]] = []
+            inserts: list[ViewRecord] = []
             dropped: list[tuple[str, str]] = []
             for r in records:
-                if r.kind == "m":
-                    if r.value is not None:
-                        inserts.append(
-                            (r.session, r.offset, partition, r.timestamp, r.rest, r.value)
-                        )
+                if r[3] == "m":  # kind
+                    if r[6] is not None:  # value
+                        inserts.append(r)
                     else:
                         dropped.append((r.session, r.rest))
                     continue
@@ -313,7 +312,7 @@ class SqliteView:
         self,
         db: sqlite3.Connection,
         insert: str,
-        inserts: list[tuple[str, int, int, int, str, bytes]],
+        inserts: list[ViewRecord],
         dropped: list[tuple[str, str]],
         bulk: bool,
     ) -> None:
