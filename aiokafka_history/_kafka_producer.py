@@ -6,6 +6,8 @@ Part of the aiokafka boundary. Must be used from the event loop that created it.
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -31,6 +33,9 @@ MAX_BATCH_SIZE = 64 * 1024
 SPLIT_BATCH_SIZE = 16 * 1024
 
 _REQUEUE_PAUSE = 0.005  # seconds between tries to queue a batch aiokafka had no room for
+#: Calls up to this size (with room for each record's overhead) may share a record batch.
+_SHARED_BATCH_ROOM = MAX_BATCH_SIZE - 1024
+_RECORD_ROOM = 64  # bytes a record may take in a batch beyond its key and value
 
 logger = logging.getLogger("aiokafka_history")
 _partitioner = DefaultPartitioner()
@@ -65,6 +70,7 @@ class Producer:
         self._current: Any = self._new()
         self._started: asyncio.Task[None] | None = None
         self._retired: set[asyncio.Task[None]] = set()
+        self._lanes: dict[tuple[str, int], _Lane] = {}
         self._closed = False
 
     def _new(self) -> Any:
@@ -102,6 +108,8 @@ class Producer:
     async def close(self) -> None:
         """Stop the producer, abandoning what it could not deliver within the close timeout."""
         self._closed = True
+        for lane in self._lanes.values():
+            lane.close()
         producer = self._current
         starting = self._started
         if starting is not None and not starting.done():
@@ -154,22 +162,28 @@ class Producer:
         futures: list[tuple[int, asyncio.Future[Any]]] = []
         error: BaseException | None = None
         queued_all = False
+        size = sum(len(v or b"") for v in values) + sum(len(k) for k in record_keys)
+        if size + _RECORD_ROOM * len(values) <= _SHARED_BATCH_ROOM:
+            # Small calls to one partition share record batches: aiokafka sends one batch per
+            # partition at a time, so under load a call joins those queued meanwhile.
+            call = _Call(list(zip(record_keys, values, strict=True)), size, deadline)
+            lane = self._lanes.get((topic, partition))
+            if lane is None:
+                lane = self._lanes[(topic, partition)] = _Lane(self, topic, partition)
+            try:
+                placed = await lane.place(call, max(0.001, deadline - loop.time()))
+                futures.append((len(values), placed))
+                queued_all = True
+            except (asyncio.TimeoutError, TimeoutError) as exc:
+                error = exc
+                if call.taken:  # in a batch that may still be sent
+                    futures.append((len(values), _never_done(loop)))
+            except Exception as exc:  # refused before reaching the broker
+                error = exc
+            return await self._waited(producer, futures, error, queued_all, deadline, partitions)
 
         async def send(batch: Any) -> asyncio.Future[Any]:
-            # aiokafka 0.14's accumulator gives up waiting for room after less than its
-            # request timeout when many calls queue on one partition (it subtracts the whole
-            # elapsed time on every turn), raising before the batch was queued: nothing was
-            # sent, so try again until the call's own deadline.
-            while True:
-                try:
-                    future: asyncio.Future[Any] = await producer.send_batch(
-                        batch, topic, partition=partition
-                    )
-                    return future
-                except KafkaTimeoutError:
-                    if loop.time() + _REQUEUE_PAUSE >= deadline:
-                        raise
-                    await asyncio.sleep(_REQUEUE_PAUSE)
+            return await _send_batch(producer, batch, topic, partition, deadline)
 
         async def queue() -> None:
             # Several batches when the values exceed one request: a later one waits (in
@@ -197,9 +211,31 @@ class Producer:
             error = exc  # what was queued may still be delivered: indeterminate below
         except Exception as exc:  # refused before reaching the broker
             error = exc
+        return await self._waited(producer, futures, error, queued_all, deadline, partitions)
+
+    async def _waited(
+        self,
+        producer: Any,
+        futures: list[tuple[int, asyncio.Future[Any]]],
+        error: BaseException | None,
+        queued_all: bool,
+        deadline: float,
+        partitions: list[int],
+    ) -> ProduceOutcome:
         waiting = [f for _, f in futures]
         if waiting:
-            await asyncio.wait(waiting, timeout=max(0.0, deadline - loop.time()))
+            remaining = max(0.0, deadline - asyncio.get_running_loop().time())
+            await asyncio.wait(waiting, timeout=remaining)
+        return self._outcome(producer, futures, error, queued_all, partitions)
+
+    def _outcome(
+        self,
+        producer: Any,
+        futures: list[tuple[int, asyncio.Future[Any]]],
+        error: BaseException | None,
+        queued_all: bool,
+        partitions: list[int],
+    ) -> ProduceOutcome:
         acknowledged = 0
         indeterminate = False
         for size, future in futures:
@@ -220,6 +256,117 @@ class Producer:
         elif producer_failure(producer) is not None:
             self._replace(f"its sender stopped ({type(producer_failure(producer)).__name__})")
         return ProduceOutcome(acknowledged, error, indeterminate, len(partitions))
+
+
+@dataclass(slots=True)
+class _Call:
+    """One produce call waiting for a batch: its records (all in the same batch) and deadline."""
+
+    records: list[tuple[bytes, bytes | None]]
+    size: int
+    deadline: float
+    taken: bool = False  # put in a batch: it may be sent whatever the caller does
+    placed: asyncio.Future[asyncio.Future[Any]] | None = None
+
+
+class _Lane:
+    """The calls waiting to be batched for one partition, and the task that batches them.
+
+    A batch takes whole calls, in the order they came, while they fit: each call stays all
+    or nothing (a record batch is appended whole) and keeps its place in the partition.
+    """
+
+    def __init__(self, owner: Producer, topic: str, partition: int) -> None:
+        self._owner = owner
+        self._topic = topic
+        self._partition = partition
+        self._queue: collections.deque[_Call] = collections.deque()
+        self._task: asyncio.Task[None] | None = None
+
+    async def place(self, call: _Call, timeout: float) -> asyncio.Future[Any]:
+        """Queue ``call``; the future of the batch it went out in (queued in aiokafka)."""
+        loop = asyncio.get_running_loop()
+        call.placed = loop.create_future()
+        self._queue.append(call)
+        if self._task is None or self._task.done():
+            self._task = asyncio.ensure_future(self._run())
+        try:
+            return await asyncio.wait_for(asyncio.shield(call.placed), timeout)
+        except BaseException:
+            if not call.taken:
+                with contextlib.suppress(ValueError):
+                    self._queue.remove(call)  # never sent
+            raise
+
+    async def _run(self) -> None:
+        while self._queue:
+            producer = self._owner.aiokafka_producer
+            batch = producer.create_batch()
+            taken: list[_Call] = []
+            room = _SHARED_BATCH_ROOM
+            try:
+                while self._queue:
+                    call = self._queue[0]
+                    need = call.size + _RECORD_ROOM * len(call.records)
+                    if taken and need > room:
+                        break
+                    self._queue.popleft()
+                    call.taken = True
+                    taken.append(call)
+                    room -= need
+                    for key, value in call.records:
+                        if batch.append(key=key, value=value, timestamp=None) is None:
+                            raise ValueError("a record does not fit its batch")
+                deadline = max(c.deadline for c in taken)
+                future = await _send_batch(producer, batch, self._topic, self._partition, deadline)
+            except BaseException as exc:
+                # Not queued in aiokafka: nothing of these calls was sent.
+                for call in taken:
+                    call.taken = False
+                    if call.placed is not None and not call.placed.done():
+                        call.placed.set_exception(exc)
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                continue
+            for call in taken:
+                if call.placed is not None and not call.placed.done():
+                    call.placed.set_result(future)
+
+    def close(self) -> None:
+        """Stop batching; calls still waiting fail as not sent."""
+        if self._task is not None:
+            self._task.cancel()
+        while self._queue:
+            call = self._queue.popleft()
+            if call.placed is not None and not call.placed.done():
+                call.placed.set_exception(ProducerClosed())
+
+
+async def _send_batch(
+    producer: Any, batch: Any, topic: str, partition: int, deadline: float
+) -> asyncio.Future[Any]:
+    """Queue ``batch`` in aiokafka, retrying while it has no room, until ``deadline``.
+
+    aiokafka 0.14's accumulator gives up waiting for room after less than its request
+    timeout when many calls queue on one partition (it subtracts the whole elapsed time on
+    every turn), raising before the batch was queued: nothing was sent, so try again.
+    """
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            future: asyncio.Future[Any] = await producer.send_batch(
+                batch, topic, partition=partition
+            )
+            return future
+        except KafkaTimeoutError:
+            if loop.time() + _REQUEUE_PAUSE >= deadline:
+                raise
+            await asyncio.sleep(_REQUEUE_PAUSE)
+
+
+def _never_done(loop: asyncio.AbstractEventLoop) -> asyncio.Future[Any]:
+    """A future that stays pending: a write whose outcome is not known."""
+    return loop.create_future()
 
 
 def _failed(task: asyncio.Task[None]) -> bool:
