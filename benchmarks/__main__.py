@@ -1,4 +1,4 @@
-"""``python -m benchmarks [--quick] [--json PATH] [--only GROUP[,GROUP...]]``."""
+"""``python -m benchmarks [--quick] [--json PATH] [--plot PATH] [--only GROUP[,GROUP...]]``."""
 
 from __future__ import annotations
 
@@ -13,7 +13,20 @@ from datetime import datetime, timezone
 from pathlib import Path
 from types import ModuleType
 
-from . import add_message, from_beginning, idle_read, last_n, live_tail, loop_lag, scale
+from . import (
+    add_message,
+    cold_start,
+    from_beginning,
+    full_read,
+    idle_read,
+    last_n,
+    live_tail,
+    loop_lag,
+    peers,
+    scale,
+    sync_overhead,
+    throughput,
+)
 from ._context import Context, bootstrap_from_env, count_topics, delete_run_topics
 from ._report import Failure, Row, render, write_json
 
@@ -25,6 +38,11 @@ GROUPS: dict[str, ModuleType] = {
     "tail": live_tail,
     "scale": scale,
     "loop": loop_lag,
+    "peers": peers,
+    "throughput": throughput,
+    "full-read": full_read,
+    "sync": sync_overhead,
+    "cold-start": cold_start,
 }
 
 
@@ -47,6 +65,12 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--quick", action="store_true", help="fewer iterations (a smoke run)")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results here")
+    parser.add_argument(
+        "--plot",
+        type=Path,
+        metavar="PATH",
+        help="draw the peers group's rows to this PNG (needs matplotlib)",
+    )
     parser.add_argument(
         "--only",
         metavar="GROUP[,GROUP...]",
@@ -93,10 +117,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         _cleanup(ctx)
     wall = time.monotonic() - began
     print(render(rows, failures))
+    glance = peers.table([r.as_json() for r in rows])
+    if glance:
+        print()
+        print("The peers at a glance (p50 latency; messages written per second at once):")
+        print(glance)
     print()
     print(
-        "ours vs baseline = baseline / ours on the statistic in brackets (all figures are "
-        "lower-is-better);"
+        "ours vs baseline = baseline / ours on the statistic in brackets (lower-is-better "
+        "figures), ours / baseline for msg/s;"
     )
     print(
         f"p99 of n samples is the nearest-rank percentile. {topics} topics in the cluster "
@@ -115,6 +144,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
         write_json(args.json, meta, rows, failures)
         _say(f"wrote {args.json}")
+    if args.plot is not None:
+        from .plot import draw
+
+        mode = "quick" if ctx.quick else "full"
+        _say(draw([r.as_json() for r in rows], args.plot, f"{started:%Y-%m-%d}, {mode} run"))
     return 1 if failures else 0
 
 

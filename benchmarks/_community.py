@@ -1,4 +1,4 @@
-"""The langchain_community class used as the baseline, imported without its sunset warning.
+"""The langchain_community classes used as baselines, imported without its sunset warning.
 
 langchain_community announces its retirement with a ``DeprecationWarning`` on import, which
 ``python -W error`` would turn into a crash; only that warning is silenced, only here.
@@ -15,5 +15,8 @@ with warnings.catch_warnings():
     from langchain_community.chat_message_histories import (
         KafkaChatMessageHistory as CommunityKafkaHistory,
     )
+    from langchain_community.chat_message_histories import (
+        RedisChatMessageHistory as CommunityRedisHistory,
+    )
 
-__all__ = ["CommunityKafkaHistory"]
+__all__ = ["CommunityKafkaHistory", "CommunityRedisHistory"]

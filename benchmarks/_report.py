@@ -70,26 +70,36 @@ class Figure:
 
 @dataclass(frozen=True)
 class Target:
-    """A goal on our figure, e.g. ``p99 <= 100 ms``."""
+    """A goal on our figure, e.g. ``p99 <= 100 ms`` or ``value >= 5,000 msg/s``.
+
+    ``at_least`` turns the rule around (for throughput); ``source`` says where a limit taken
+    from the same run comes from (e.g. ``"Postgres"``, ``"async + 0.2 ms"``).
+    """
 
     stat: str
     limit: float
     unit: str
+    at_least: bool = False
+    source: str = ""
 
     def met(self, figure: Figure) -> bool:
-        return figure.stats[self.stat] <= self.limit
+        value = figure.stats[self.stat]
+        return value >= self.limit if self.at_least else value <= self.limit
 
     def describe(self) -> str:
-        return f"{self.stat} <= {_number(self.limit)} {self.unit}"
+        op = ">=" if self.at_least else "<="
+        stat = "" if self.stat == "value" else f"{self.stat} "
+        source = f", {self.source}" if self.source else ""
+        return f"{stat}{op} {_number(self.limit)} {self.unit}{source}"
 
 
 @dataclass(frozen=True)
 class Row:
     """Our figure against a baseline measured in the same run.
 
-    Every figure is "lower is better", so the ratio is ``baseline / ours`` on the statistic
-    ``on``: above 1 we win by that factor (``better`` word), below 1 we lose by its inverse
-    (``worse`` word).
+    Figures are "lower is better" unless ``higher`` (throughput), so the ratio is
+    ``baseline / ours`` (``ours / baseline`` when ``higher``) on the statistic ``on``: above 1
+    we win by that factor (``better`` word), below 1 we lose by its inverse (``worse`` word).
     """
 
     group: str
@@ -101,11 +111,14 @@ class Row:
     words: tuple[str, str] = ("faster", "slower")
     target: Target | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    higher: bool = False
 
     @property
     def ratio(self) -> float:
         ours = self.ours.stats[self.on]
         base = self.baseline.stats[self.on]
+        if self.higher:
+            ours, base = base, ours
         if ours <= 0:
             return math.inf
         return base / ours
@@ -135,7 +148,11 @@ class Row:
             "baseline_name": self.baseline_name,
             "baseline": self.baseline.as_json(),
             "ratio": {
-                "definition": f"baseline / ours on {self.on} (lower is better for both)",
+                "definition": (
+                    f"ours / baseline on {self.on} (higher is better for both)"
+                    if self.higher
+                    else f"baseline / ours on {self.on} (lower is better for both)"
+                ),
                 "value": None if math.isinf(self.ratio) else self.ratio,
                 "text": self.ratio_text(),
             },
