@@ -18,10 +18,11 @@ import tempfile
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 import click
 from langchain_core.messages import BaseMessage
+from langchain_core.runnables import RunnableConfig
 
 from . import (
     AsyncKafkaHistoryClient,
@@ -46,6 +47,9 @@ from ._cli_render import (
     tail_line,
     visible,
 )
+
+if TYPE_CHECKING:  # the langgraph extra is optional: imported by move-to-thread only
+    from langgraph.checkpoint.base import CheckpointTuple
 
 __all__ = ["main"]
 
@@ -140,6 +144,8 @@ class _Main(click.Group):
 @DEBUG
 def main() -> None:
     """LangChain chat histories stored in Kafka: list, show, follow, export, import, migrate.
+
+    move-to-thread moves a session into a LangGraph thread (the langgraph extra).
 
     Connection options follow the command, each with an environment variable (see the
     command's --help). The SASL password is read from $AIOKAFKA_HISTORY_SASL_PASSWORD or
@@ -468,3 +474,82 @@ async def _migrate(
         copied = await copy_sessions(source, target, ids, progress=lambda _, __: shown.advance())
         shown.finish()
         return copied
+
+
+# -- LangGraph ---------------------------------------------------------------------------------
+
+_EXTRA = "pip install 'aiokafka-history[langgraph]'"
+
+
+@main.command(name="move-to-thread")
+@_SESSION
+@click.argument("thread_id", metavar="THREAD")
+@click.option(
+    "--checkpoint-topic",
+    metavar="TOPIC",
+    default="langgraph-checkpoints",  # the savers' DEFAULT_TOPIC (not imported: optional)
+    show_default=True,
+    help="The checkpointer's topic (created if missing).",
+)
+@click.option("--checkpoint-ns", metavar="NS", default="", help="Namespace (default: the graph).")
+@click.option(
+    "--channel", metavar="KEY", default="messages", show_default=True, help="The state key."
+)
+@click.option("--clear", is_flag=True, help="Clear the session once the checkpoint is stored.")
+@connection_options()
+def move_to_thread(
+    conn: Connection,
+    session_id: str,
+    thread_id: str,
+    checkpoint_topic: str,
+    checkpoint_ns: str,
+    channel: str,
+    clear: bool,
+) -> None:
+    """Append a session's messages to a LangGraph thread's state (needs the langgraph extra).
+
+    Writes one checkpoint (a state update) after the thread's newest one, read and written by
+    AsyncKafkaSaver / KafkaSaver on --checkpoint-topic. A message whose id the thread holds is
+    not added again, so running it again adds only what is new. Prints the new checkpoint id.
+    """
+    try:
+        from .langgraph import KafkaSaver, move_session_to_thread
+    except ModuleNotFoundError as exc:  # the optional extra is not installed
+        if (exc.name or "").partition(".")[0] != "langgraph":
+            raise
+        raise CliError(f"move-to-thread needs LangGraph's checkpointer: {_EXTRA}") from exc
+    with conn.client() as client:
+        _require(client, session_id, conn.shared_topic)
+        history = client.history(session_id, messages_mode="full")
+        if history.topic == checkpoint_topic:
+            raise CliError(
+                f"--checkpoint-topic {checkpoint_topic!r} holds the session itself: name a "
+                "topic of its own for the checkpoints"
+            )
+        saver = KafkaSaver(client, topic=checkpoint_topic)
+        config: RunnableConfig = {
+            "configurable": {"thread_id": thread_id, "checkpoint_ns": checkpoint_ns}
+        }
+        held = _held(saver.get_tuple(config), channel)
+        stored = move_session_to_thread(
+            history,
+            saver,
+            thread_id,
+            channel=channel,
+            checkpoint_ns=checkpoint_ns,
+            clear=clear,
+        )
+        now = _held(saver.get_tuple(stored), channel)
+    click.echo(stored["configurable"]["checkpoint_id"])
+    cleared = f"; cleared session {visible(session_id)!r}" if clear else ""
+    _note(
+        f"added {now - held} messages of session {visible(session_id)!r} to thread "
+        f"{visible(thread_id)!r}, which holds {now}{cleared}"
+    )
+
+
+def _held(found: CheckpointTuple | None, channel: str) -> int:
+    """How many messages ``channel`` of a checkpoint tuple holds (0 without a checkpoint)."""
+    if found is None:
+        return 0
+    return len(found.checkpoint["channel_values"].get(channel) or [])

@@ -19,6 +19,7 @@ from . import (
     from_beginning,
     full_read,
     idle_read,
+    langgraph_saver,
     last_n,
     live_tail,
     loop_lag,
@@ -43,6 +44,7 @@ GROUPS: dict[str, ModuleType] = {
     "full-read": full_read,
     "sync": sync_overhead,
     "cold-start": cold_start,
+    "langgraph": langgraph_saver,
 }
 
 

@@ -8,6 +8,7 @@ storage layouts; each error path is provoked and must end as one line with its e
 
 from __future__ import annotations
 
+import asyncio
 import importlib.metadata
 import inspect
 import json
@@ -449,6 +450,7 @@ def test_commands_on_an_unknown_session_fail_and_create_nothing(
         ["tail", session, "--idle-timeout", "1"],
         ["clear", session, "--yes"],
         ["delete", session, "--yes"],
+        ["move-to-thread", session, "thread-1"],
     ):
         line = assert_one_error(cli(*args, *target.args), 1)
         assert f"session {session!r} not found" in line
@@ -572,6 +574,103 @@ def test_migrate_to_a_shared_topic_and_back_is_idempotent(
 )
 def test_migrate_usage_errors(args: list[str], says: str) -> None:
     assert says in assert_one_error(cli(*args, *UNREACHABLE), 2)
+
+
+# -- move-to-thread (the langgraph extra) -----------------------------------------------------
+
+WITH_IDS = [m.model_copy(update={"id": f"m-{i}"}) for i, m in enumerate(MESSAGES)]
+
+
+async def _thread_state(bootstrap: str, topic: str, thread: str, channel: str) -> tuple[str, Any]:
+    """The id and ``channel`` of the thread's newest checkpoint, read by ``AsyncKafkaSaver``."""
+    from aiokafka_history.langgraph import AsyncKafkaSaver
+
+    async with AsyncKafkaSaver.from_conn_string(bootstrap, topic=topic) as saver:
+        found = await saver.aget_tuple({"configurable": {"thread_id": thread}})
+    assert found is not None
+    values = found.checkpoint["channel_values"]
+    return found.config["configurable"]["checkpoint_id"], values[channel]
+
+
+def test_move_to_thread_moves_a_session_and_again_adds_only_what_is_new(
+    target: Target, kafka_topics: TopicFactory
+) -> None:
+    session, checkpoints = target.new_session("move"), kafka_topics("checkpoints")
+    target.seed(session, WITH_IDS)
+    move = ["move-to-thread", session, "thread-1", "--checkpoint-topic", checkpoints]
+
+    moved = assert_ok(cli(*move, *target.args))
+    said = f"added 3 messages of session {session!r} to thread 'thread-1', which holds 3"
+    assert said in moved.stderr
+    checkpoint_id, messages = asyncio.run(
+        _thread_state(target.bootstrap, checkpoints, "thread-1", "messages")
+    )
+    assert moved.stdout == f"{checkpoint_id}\n" and messages == WITH_IDS
+
+    again = assert_ok(cli(*move, *target.args))  # nothing new: one more checkpoint, same state
+    assert "added 0 messages" in again.stderr and "which holds 3" in again.stderr
+    assert again.stdout != moved.stdout
+    assert asyncio.run(_thread_state(target.bootstrap, checkpoints, "thread-1", "messages")) == (
+        again.stdout.strip(),
+        WITH_IDS,
+    )
+
+    more = HumanMessage("one more", id="m-new")
+    target.seed(session, [more])
+    cleared = assert_ok(cli(*move, "--clear", *target.args))
+    assert "added 1 messages" in cleared.stderr and "which holds 4" in cleared.stderr
+    assert f"cleared session {session!r}" in cleared.stderr
+    assert target.messages(session) == []
+    _, messages = asyncio.run(_thread_state(target.bootstrap, checkpoints, "thread-1", "messages"))
+    assert messages == [*WITH_IDS, more]
+
+    # Another channel of another thread; the session's own topic is refused for checkpoints.
+    target.seed(session, WITH_IDS[:1])
+    other = ["move-to-thread", session, "thread-2", "--channel", "chat"]
+    assert_ok(cli(*other, "--checkpoint-topic", checkpoints, *target.args))
+    _, messages = asyncio.run(_thread_state(target.bootstrap, checkpoints, "thread-2", "chat"))
+    assert messages == WITH_IDS[:1]
+    with target.client() as client:
+        own = client.history(session).topic
+    refused = cli(*other, "--checkpoint-topic", own, *target.args)
+    assert "holds the session itself" in assert_one_error(refused, 1)
+
+
+def _without_langgraph(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run the command in a process where ``import langgraph`` fails, as without the extra."""
+    code = (
+        "import sys; sys.modules['langgraph'] = None\n"
+        "from aiokafka_history._cli import main\n"
+        "main(sys.argv[1:])"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        env=_environment(),
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_move_to_thread_without_the_extra_names_it_and_the_rest_still_works(
+    kafka_bootstrap: str, kafka_topics: TopicFactory
+) -> None:
+    prefix = f"cli-{uuid.uuid4().hex[:8]}."
+    session = kafka_topics(prefix=prefix).removeprefix(prefix)
+    Target(kafka_bootstrap, {"topic_prefix": prefix}, [], lambda _: "").seed(session, MESSAGES)
+    connection = ["--bootstrap-servers", kafka_bootstrap, "--topic-prefix", prefix]
+
+    failed = _without_langgraph("move-to-thread", session, "thread-1", *connection)
+    line = assert_one_error(failed, 1)
+    assert "pip install 'aiokafka-history[langgraph]'" in line and failed.stdout == ""
+
+    listed = _without_langgraph("sessions", *connection)
+    assert listed.returncode == 0, listed.stderr
+    assert _table_rows(listed.stdout) == {session: 3}
+    helped = _without_langgraph("move-to-thread", "--help")
+    assert helped.returncode == 0 and "--checkpoint-topic" in helped.stdout
 
 
 # -- connection and usage errors ---------------------------------------------------------------
