@@ -17,6 +17,7 @@ __all__ = [
     "admin_any_node",
     "admin_send",
     "force_stop_producer",
+    "known_partitions",
     "open_sockets",
     "producer_failure",
 ]
@@ -74,3 +75,9 @@ async def force_stop_producer(producer: Any, timeout: float) -> None:
         await asyncio.wait({task}, timeout=timeout)
     with contextlib.suppress(Exception):
         await asyncio.wait_for(producer.client.close(), timeout)
+
+
+def known_partitions(producer: Any, topic: str) -> set[int] | None:
+    """The partitions of ``topic`` in the producer's metadata, or None when not known yet."""
+    found: set[int] | None = producer.client.cluster.partitions_for_topic(topic)
+    return found or None

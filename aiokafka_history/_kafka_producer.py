@@ -18,7 +18,7 @@ from aiokafka.errors import KafkaTimeoutError, ProducerClosed
 from aiokafka.partitioner import DefaultPartitioner
 
 from ._deadline import within
-from ._kafka_internals import force_stop_producer, producer_failure
+from ._kafka_internals import force_stop_producer, known_partitions, producer_failure
 
 __all__ = ["MAX_BATCH_SIZE", "MAX_REQUEST_SIZE", "SPLIT_BATCH_SIZE", "ProduceOutcome", "Producer"]
 
@@ -153,8 +153,11 @@ class Producer:
         if started is None or not started.done() or _failed(started):
             await within(max(0.001, deadline - loop.time()), self.start())
         producer = self._current
+        known = known_partitions(producer, topic)  # no await when known
         partitions = sorted(
-            await within(max(0.001, deadline - loop.time()), producer.partitions_for(topic))
+            known
+            if known
+            else await within(max(0.001, deadline - loop.time()), producer.partitions_for(topic))
         )
         if partition is None:
             partition = _partitioner(key, partitions, partitions)

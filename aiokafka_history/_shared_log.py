@@ -101,7 +101,8 @@ class SharedLayout:
         self.partitions = 0
         self._applied: dict[int, int] = {}
         self._wanted: Counter[int] = Counter()
-        self._advanced: asyncio.Event | None = None
+        self._advanced: asyncio.Event | None = None  # set on every change (tails wait on it)
+        self._waiters: dict[int, list[tuple[int, asyncio.Future[None]]]] = {}
         self._starting: asyncio.Task[Transport] | None = None
         self._follower: asyncio.Task[None] | None = None
         self._failure: BaseException | None = None
@@ -151,6 +152,8 @@ class SharedLayout:
         # (the started task below would otherwise hand its transport to any loop).
         await self.connect()
         starting = self._starting
+        if starting is not None and starting.done() and not _failed(starting):
+            return starting.result()  # the common case: started long ago
         if starting is None or (starting.done() and _failed(starting)):
             starting = self._starting = asyncio.ensure_future(self._start())
         try:
@@ -247,6 +250,7 @@ class SharedLayout:
         for p, at in offsets.items():
             if at > applied.get(p, 0):
                 applied[p] = at
+                self._release(p)
         self._wake()
 
     def failed(self, exc: KafkaError) -> bool:
@@ -346,6 +350,9 @@ class SharedLayout:
         return strays
 
     def _wake(self) -> None:
+        """Wake the tails waiting for any change, and fail readers if the view stopped."""
+        if self._failure is not None or self._closed:
+            self._fail_waiters()
         event = self._advanced
         if event is not None:
             self._advanced = asyncio.Event()
@@ -366,18 +373,50 @@ class SharedLayout:
 
     async def applied_up_to(self, partition: int, offset: int) -> None:
         """Wait until the view has applied ``partition`` below ``offset``."""
+        if self._applied.get(partition, 0) >= offset:
+            return
+        if self._failure is not None:
+            raise self._failure
+        if self._closed or self._advanced is None:
+            raise ConsumerStoppedError
+        # Woken only when its own partition gets there: a thousand readers waiting on
+        # different partitions are not all woken by every apply.
+        waiter = (offset, asyncio.get_running_loop().create_future())
+        waiters = self._waiters.setdefault(partition, [])
+        waiters.append(waiter)
         self._wanted[partition] += 1
         try:
-            while self._applied.get(partition, 0) < offset:
-                if self._failure is not None:
-                    raise self._failure
-                if self._closed or self._advanced is None:
-                    raise ConsumerStoppedError
-                await self._advanced.wait()
+            await waiter[1]
         finally:
+            if not waiter[1].done():  # cancelled or timed out
+                with contextlib.suppress(ValueError):
+                    waiters.remove(waiter)
             self._wanted[partition] -= 1
             if self._wanted[partition] <= 0:
                 del self._wanted[partition]
+
+    def _release(self, partition: int) -> None:
+        """Wake the readers of ``partition`` whose offset is applied."""
+        waiters = self._waiters.get(partition)
+        if not waiters:
+            return
+        applied = self._applied.get(partition, 0)
+        still = []
+        for offset, future in waiters:
+            if offset <= applied:
+                if not future.done():
+                    future.set_result(None)
+            else:
+                still.append((offset, future))
+        self._waiters[partition] = still
+
+    def _fail_waiters(self) -> None:
+        """Fail every waiting reader: the view stopped (or the layout closed)."""
+        waiters, self._waiters = self._waiters, {}
+        for pending in waiters.values():
+            for _, future in pending:
+                if not future.done():
+                    future.set_exception(self._failure or ConsumerStoppedError())
 
     def applied(self, partition: int) -> int:
         """Below which offset ``partition`` is applied."""

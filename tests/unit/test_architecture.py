@@ -70,6 +70,7 @@ async def test_the_aiokafka_internals_we_rely_on_are_still_there() -> None:
         # Unstarted objects: nothing is open, nothing failed.
         assert _kafka_internals.open_sockets(producer, admin, consumer) == 0
         assert _kafka_internals.producer_failure(producer) is None
+        assert _kafka_internals.known_partitions(producer, "t") is None  # no metadata yet
         await _kafka_internals.force_stop_producer(producer, 1.0)
         assert producer._closed is True
     finally:
