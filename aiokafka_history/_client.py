@@ -55,11 +55,12 @@ class AsyncKafkaHistoryClient(Engine):
             shared topic (:class:`TopicSettings`); per-history topic settings are refused.
         view: where the local view of the shared topic lives: ``":memory:"`` (default) or a
             SQLite file path, from which a restarted process resumes instead of rebuilding.
-        read_cache_messages: how many messages full reads (``messages_mode="full"``,
+        read_cache_bytes: how much full reads (``messages_mode="full"``,
             :meth:`~AsyncKafkaChatMessageHistory.atimed_messages`) keep decoded over all
-            sessions (default 100,000; least recently read sessions go first), so the next
-            full read of a session fetches only what is new; 0 switches it off. Messages from
-            the cache are shared between reads: treat them as read-only.
+            sessions, in bytes of their records (default 64 MiB; decoded messages take two to
+            four times that; least recently read sessions go first), so the next full read of
+            a session fetches only what is new; 0 switches it off. Messages from the cache are
+            shared between reads: treat them as read-only.
         **kafka_options: aiokafka connection settings (security, SASL, timeouts, client id).
 
     Raises:

@@ -8,6 +8,7 @@ the same bytes, so either library reads the other's topics. No I/O here.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -90,10 +91,16 @@ def decode_message(value: bytes, *, topic: str, partition: int, offset: int) -> 
 
 
 def _loads(value: bytes) -> Any:
-    try:
-        return orjson.loads(value)
-    except orjson.JSONDecodeError:  # what json also takes: NaN, huge ints, UTF-16, a BOM
-        return json.loads(value)
+    # orjson turns integers beyond 64 bits into floats: json keeps them exact.
+    if _LONG_NUMBER.search(value) is None:
+        try:
+            return orjson.loads(value)
+        except orjson.JSONDecodeError:  # what json also takes: NaN, UTF-16, a BOM
+            pass
+    return json.loads(value)
+
+
+_LONG_NUMBER = re.compile(rb"\d{19}")
 
 
 _PLAIN: dict[str, tuple[type[BaseMessage], tuple[str, ...]]] = {

@@ -19,7 +19,7 @@ from ._config import KafkaOptions, KafkaSettings, TopicSettings
 from ._errors import ConfigurationError, EventLoopError, HistoryClosedError
 from ._lifecycle import Closeable
 from ._naming import TopicNaming, check_topic_name
-from ._read_cache import DEFAULT_READ_CACHE_MESSAGES, check_cache_size
+from ._read_cache import DEFAULT_READ_CACHE_BYTES, check_cache_size
 from ._session_log import BadRecords, OnBadRecord, SessionLayout, SessionLog
 from ._shared_log import SharedLayout
 from ._sqlite_view import LocalView, open_view
@@ -65,11 +65,11 @@ class Engine(Closeable):
         shared_topic: str | None = None,
         shared_topic_settings: TopicSettings | None = None,
         view: str | os.PathLike[str] | LocalView | None = None,
-        read_cache_messages: int = DEFAULT_READ_CACHE_MESSAGES,
+        read_cache_bytes: int = DEFAULT_READ_CACHE_BYTES,
         **kafka_options: Unpack[KafkaOptions],
     ) -> None:
         self._closed = True  # until fully constructed, so __del__ stays quiet on errors
-        read_cache = check_cache_size(read_cache_messages)
+        read_cache = check_cache_size(read_cache_bytes)
         if isinstance(max_readers, bool) or not isinstance(max_readers, int) or max_readers < 1:
             raise ConfigurationError(f"max_readers must be an int >= 1, got {max_readers!r}")
         self.settings = KafkaSettings(bootstrap_servers, **kafka_options)

@@ -213,6 +213,10 @@ class Admin:
         """The offset the next record of each partition will get (the high watermark)."""
         return await self._list_offsets(topic, list(partitions), _LATEST)
 
+    def leader(self, topic: str, partition: int) -> int | None:
+        """The partition's leader as last described (no I/O), or None when not known."""
+        return self._leaders.get(topic, {}).get(partition)
+
     async def offsets_bounds(
         self, topic: str, partitions: Iterable[int]
     ) -> tuple[dict[int, int], dict[int, int]]:
@@ -231,6 +235,8 @@ class Admin:
             if leaders is None or any(p not in leaders for p in parts):
                 await self.describe(topic)
                 leaders = self._leaders[topic]
+                if any(p not in leaders for p in parts):  # made again with fewer partitions
+                    raise UnknownTopicOrPartitionError(f"{topic!r} has fewer partitions now")
             by_leader: dict[int, list[tuple[int, int]]] = {}
             for p in parts:
                 by_leader.setdefault(leaders[p], []).append((p, timestamp))
@@ -324,19 +330,42 @@ class Admin:
 class EndOffsets:
     """End offsets of one topic for many concurrent callers, in as few requests as can be.
 
-    One request at a time, for every partition asked meanwhile: a hundred reads at once cost
-    a request or two, not a hundred. A caller is only ever answered by a request sent after
-    it asked, so an answer includes every write acknowledged before the call.
+    Per partition leader, one request at a time, for every partition of that leader asked
+    meanwhile: a hundred reads at once cost a request or two per broker, not a hundred, and a
+    slow broker holds up only the partitions it leads. A caller is only ever answered by a
+    request sent after it asked, so an answer includes every write acknowledged before the
+    call.
     """
 
     def __init__(self, admin: Admin, topic: str) -> None:
         self.admin = admin
         self._topic = topic
+        self._lanes: dict[int | None, _OffsetLane] = {}
+
+    async def get(self, partition: int) -> int:
+        """The partition's end offset, looked up after this call began."""
+        leader = self.admin.leader(self._topic, partition)
+        lane = self._lanes.get(leader)
+        if lane is None:
+            lane = self._lanes[leader] = _OffsetLane(self.admin, self._topic)
+        return await lane.get(partition)
+
+    def close(self) -> None:
+        """Stop looking up; callers still waiting are told the client closed."""
+        for lane in self._lanes.values():
+            lane.close()
+
+
+class _OffsetLane:
+    """The lookups of one leader's partitions: one request at a time."""
+
+    def __init__(self, admin: Admin, topic: str) -> None:
+        self._admin = admin
+        self._topic = topic
         self._waiting: dict[int, list[asyncio.Future[int]]] = {}
         self._task: asyncio.Task[None] | None = None
 
     async def get(self, partition: int) -> int:
-        """The partition's end offset, looked up after this call began."""
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._waiting.setdefault(partition, []).append(future)
         if self._task is None or self._task.done():
@@ -351,28 +380,27 @@ class EndOffsets:
             if not live:
                 continue
             try:
-                ends = await self.admin.end_offsets(self._topic, list(live))
+                ends = await self._admin.end_offsets(self._topic, list(live))
             except asyncio.CancelledError:
-                self._fail(live, ConsumerStoppedError())  # closed: callers are told so
+                _fail(live, ConsumerStoppedError())  # closed: callers are told so
                 raise
             except Exception as exc:
-                self._fail(live, exc)
+                _fail(live, exc)
                 continue
             for p, futures in live.items():
                 for future in futures:
                     if not future.done():
                         future.set_result(ends[p])
 
-    @staticmethod
-    def _fail(live: Mapping[int, list[asyncio.Future[int]]], exc: BaseException) -> None:
-        for futures in live.values():
-            for future in futures:
-                if not future.done():
-                    future.set_exception(exc)
-
     def close(self) -> None:
-        """Stop looking up; callers still waiting are told the client closed."""
         if self._task is not None:
             self._task.cancel()
-        self._fail(self._waiting, ConsumerStoppedError())
+        _fail(self._waiting, ConsumerStoppedError())
         self._waiting = {}
+
+
+def _fail(live: Mapping[int, list[asyncio.Future[int]]], exc: BaseException) -> None:
+    for futures in live.values():
+        for future in futures:
+            if not future.done():
+                future.set_exception(exc)

@@ -32,7 +32,7 @@ from ._kafka_admin import EndOffsets, TopicMissingError
 from ._kafka_producer import MAX_REQUEST_SIZE
 from ._kafka_readers import KeyedRow
 from ._log_writes import raise_for_outcome, write_error
-from ._read_cache import DEFAULT_READ_CACHE_MESSAGES, CachedRead, ReadCache
+from ._read_cache import DEFAULT_READ_CACHE_BYTES, CachedRead, ReadCache
 from ._records import Record
 from ._session_log import BadRecords, StartPosition
 from ._shared_keys import (
@@ -89,7 +89,7 @@ class SharedLayout:
         timeouts: LogTimeouts,
         bad_records: BadRecords,
         *,
-        read_cache: int = DEFAULT_READ_CACHE_MESSAGES,
+        read_cache: int = DEFAULT_READ_CACHE_BYTES,
     ) -> None:
         self.connect = connect
         self.topic = topic
@@ -112,6 +112,7 @@ class SharedLayout:
         # touched on the view thread. A cached read is extended only while it is unchanged.
         self._rewrites: dict[int, int] = {}
         self._ends: EndOffsets | None = None
+        self.rebuilding = False  # a bulk rebuild of the view runs: reads wait for its end
         # Set once the partitions are known: the partition of a session, and its id too.
         self._home: Callable[[bytes], int] = functools.partial(partition_for, partitions=1)
         self._owner: Callable[[bytes], tuple[str, int] | None] = functools.partial(
@@ -195,6 +196,7 @@ class SharedLayout:
         if not bulk and not applied and sum(ends[p] - starts[p] for p in parts) >= BULK_FROM:
             await views.run(view.begin_bulk)  # a rebuild: no reads until it is done
             bulk = True
+        self.rebuilding = bulk
         self.partitions = len(parts)
         self._home = functools.partial(partition_for, partitions=self.partitions)
         # A session's id and partition (murmur2 in Python: kept for the busiest sessions).
@@ -558,6 +560,8 @@ class SharedSessionLog:
         except (asyncio.TimeoutError, TimeoutError):
             if not partial:
                 raise TimeoutError from None
+            if layout.rebuilding:  # nothing answerable yet: clears may still be set aside
+                return []
             end = layout.applied(p)  # max_time_sec: what the view holds by now
         if start == "beginning" and limit is None and not commit and layout.cache.enabled:
             return await self._full_read(p, end)
@@ -613,7 +617,7 @@ class SharedSessionLog:
         cached = layout.cache.get(self.session_id)
         tag, whole, rows = await self._rows(layout.delta_rows, self.session_id, p, cached, end)
         if whole or cached is None:
-            entry = CachedRead(self.decode(p, rows), {p: end}, tag=tag)
+            entry = CachedRead.of(self.decode(p, rows), {p: end}, tag=tag)
         elif not rows and cached.ends.get(p, 0) >= end:
             return cached.pairs
         else:

@@ -23,7 +23,7 @@ __all__ = ["LocalView", "Row", "SqliteView", "ViewRecord", "ViewThread", "open_v
 
 T = TypeVar("T")
 
-_SCHEMA_VERSION = 2  # PRAGMA user_version: a file of another version is rebuilt
+_SCHEMA_VERSION = 3  # PRAGMA user_version: a file of another version is rebuilt
 _TABLES = ("meta", "applied", "messages", "positions", "deferred")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -250,7 +250,7 @@ class SqliteView:
             ).fetchall()
             db.executemany("DELETE FROM messages WHERE session = ? AND offset < ?", clears)
             dropped = db.execute(
-                "SELECT session, mid FROM deferred WHERE mid IS NOT NULL ORDER BY session"
+                "SELECT session, mid, offset FROM deferred WHERE mid IS NOT NULL"
             ).fetchall()
             self._drop(db, dropped)
             db.execute("DELETE FROM deferred")
@@ -272,13 +272,19 @@ class SqliteView:
         )
         with self._transaction(db):
             inserts: list[ViewRecord] = []
-            dropped: list[tuple[str, str]] = []
+            dropped: list[tuple[str, str, int]] = []
             for r in records:
                 if r[3] == "m":  # kind
                     if r[6] is not None:  # value
+                        if dropped:  # removals before it first: a key may come back
+                            self._flush(db, insert, [], dropped, bulk)
+                            dropped = []
                         inserts.append(r)
                     else:
-                        dropped.append((r.session, r.rest))
+                        if inserts:
+                            self._flush(db, insert, inserts, [], bulk)
+                            inserts = []
+                        dropped.append((r.session, r.rest, r.offset))
                     continue
                 if inserts or dropped:  # what came before, in order
                     self._flush(db, insert, inserts, dropped, bulk)
@@ -313,7 +319,7 @@ class SqliteView:
         db: sqlite3.Connection,
         insert: str,
         inserts: list[ViewRecord],
-        dropped: list[tuple[str, str]],
+        dropped: list[tuple[str, str, int]],
         bulk: bool,
     ) -> None:
         if inserts:
@@ -321,24 +327,14 @@ class SqliteView:
         if not dropped:
             return
         if bulk:
-            db.executemany("INSERT INTO deferred VALUES (?, 0, ?)", dropped)
+            db.executemany("INSERT INTO deferred (session, mid, offset) VALUES (?, ?, ?)", dropped)
         else:
-            self._drop(db, sorted(dropped))
+            self._drop(db, dropped)
 
     @staticmethod
-    def _drop(db: sqlite3.Connection, dropped: Iterable[tuple[str, str]]) -> None:
-        """Remove messages by (session, mid): one indexed pass per session and chunk."""
-        by_session: dict[str, list[str]] = {}
-        for session, mid in dropped:
-            by_session.setdefault(session, []).append(mid)
-        for session, mids in by_session.items():
-            for i in range(0, len(mids), 500):
-                chunk = mids[i : i + 500]
-                db.execute(
-                    "DELETE FROM messages WHERE session = ? AND mid IN "
-                    f"({','.join('?' * len(chunk))})",
-                    (session, *chunk),
-                )
+    def _drop(db: sqlite3.Connection, dropped: Iterable[tuple[str, str, int]]) -> None:
+        """Remove messages by (session, mid, tombstone offset): what came before it."""
+        db.executemany("DELETE FROM messages WHERE session = ? AND mid = ? AND offset < ?", dropped)
 
     def touch(self) -> None:
         self._conn().execute(

@@ -28,7 +28,7 @@ from ._errors import ConfigurationError, EventLoopError, HistoryClosedError
 from ._history import MessagesMode
 from ._lifecycle import Closeable
 from ._portal import LoopThread
-from ._read_cache import DEFAULT_READ_CACHE_MESSAGES
+from ._read_cache import DEFAULT_READ_CACHE_BYTES
 from ._session_log import OnBadRecord, StartPosition
 from ._sqlite_view import LocalView
 from ._tail import BlockingMessageTail, ProxyMessageTail
@@ -73,7 +73,7 @@ class KafkaHistoryClient(Closeable):
         shared_topic: str | None = None,
         shared_topic_settings: TopicSettings | None = None,
         view: str | os.PathLike[str] | LocalView | None = None,
-        read_cache_messages: int = DEFAULT_READ_CACHE_MESSAGES,
+        read_cache_bytes: int = DEFAULT_READ_CACHE_BYTES,
         **kafka_options: Unpack[KafkaOptions],
     ) -> None:
         self._closed = True
@@ -90,7 +90,7 @@ class KafkaHistoryClient(Closeable):
             shared_topic=shared_topic,
             shared_topic_settings=shared_topic_settings,
             view=view,
-            read_cache_messages=read_cache_messages,
+            read_cache_bytes=read_cache_bytes,
             **kafka_options,
         )
         self._thread = LoopThread("aiokafka-history")

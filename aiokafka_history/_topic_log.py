@@ -27,7 +27,7 @@ from ._kafka_admin import TopicMissingError
 from ._kafka_producer import MAX_REQUEST_SIZE
 from ._log_writes import raise_for_outcome, write_error
 from ._naming import TopicNaming
-from ._read_cache import DEFAULT_READ_CACHE_MESSAGES, CachedRead, ReadCache
+from ._read_cache import DEFAULT_READ_CACHE_BYTES, CachedRead, ReadCache
 from ._records import Record, merge_in_write_order, take_first
 from ._session_log import BadRecords, StartPosition
 from ._translate import Subject, is_access_error, translating
@@ -83,7 +83,7 @@ class TopicLayout:
         timeouts: LogTimeouts,
         bad_records: BadRecords,
         *,
-        read_cache: int = DEFAULT_READ_CACHE_MESSAGES,
+        read_cache: int = DEFAULT_READ_CACHE_BYTES,
     ) -> None:
         self.connect = connect
         self.naming = naming
@@ -173,6 +173,7 @@ class TopicLayout:
         """Delete ``session_id``'s topic; False when it did not exist."""
 
         async def delete(transport: Transport, topic: str) -> bool:
+            self.cache.drop(topic)
             return await transport.admin.delete_topic(topic)
 
         return await self._on_topic(session_id, "deleting", delete)
@@ -225,6 +226,8 @@ def _reuse_plan(
     entry: CachedRead, parts: list[int], starts: Mapping[int, int], ends: Mapping[int, int]
 ) -> tuple[CachedRead, dict[int, int]] | None:
     """What of ``entry`` can be kept, and where to read from; None when nothing can."""
+    if not set(entry.ends) <= set(parts):
+        return None  # partitions went away: a topic made again, not the one that was read
     read_from: dict[int, int] = {}
     for p in parts:
         if p not in entry.ends:  # a partition added since: all of it is new
@@ -428,7 +431,7 @@ class TopicSessionLog:
             raise TimeoutError
         pairs = layout.bad_records.decode(self.topic, merge_in_write_order(result.records))
         last = {p: rs[-1] for p, rs in result.records.items() if rs}
-        layout.cache.put(self.topic, CachedRead(pairs, dict(ends), last, dict(starts)))
+        layout.cache.put(self.topic, CachedRead.of(pairs, ends, last, starts))
         return pairs
 
     async def entries(self) -> list[tuple[int, BaseMessage]]:
@@ -521,6 +524,7 @@ class TopicSessionLog:
         transport, parts = await self._partitions(create=False)
         if parts is None:
             return
+        self._layout.cache.drop(self.topic)
         ends = await transport.admin.end_offsets(self.topic, parts)
         await transport.admin.truncate(self.topic, ends)
 

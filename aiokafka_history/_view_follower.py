@@ -43,6 +43,7 @@ class FollowTarget(Protocol):
     topic: str
     views: ViewThread
     view: LocalView
+    rebuilding: bool  # cleared by the follower when its bulk rebuild ends
 
     @property
     def closed(self) -> bool:
@@ -177,6 +178,7 @@ class Follower:
         target = self._target
         await target.views.run(target.view.end_bulk)
         self._bulk = None
+        target.rebuilding = False
         took = time.monotonic() - began
         logger.info(
             "rebuilt the view of %r: %d records in %.1f s (%.0f/s)",

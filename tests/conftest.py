@@ -125,7 +125,7 @@ def layout(request: pytest.FixtureRequest, kafka_topics: TopicFactory) -> dict[s
 _CLIENT_OPTIONS = frozenset(
     set(KafkaOptions.__annotations__)
     | {"max_readers", "read_timeout", "write_timeout", "admin_timeout", "close_timeout"}
-    | {"on_bad_record", "topic_prefix", "encode_session_ids", "read_cache_messages"}
+    | {"on_bad_record", "topic_prefix", "encode_session_ids", "read_cache_bytes"}
 )
 
 

@@ -9,6 +9,7 @@ import contextlib
 import json
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -16,9 +17,11 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.records_to_delete import RecordsToDelete
+from aiokafka.partitioner import DefaultPartitioner
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, message_to_dict
 
 from aiokafka_history import AsyncKafkaHistoryClient, ConfigurationError
+from aiokafka_history._codec import encode_message
 from tests.layouts import OPEN_IN_LAYOUT, layout_args
 
 pytestmark = pytest.mark.anyio
@@ -180,20 +183,22 @@ async def test_the_cache_is_bounded_and_can_be_switched_off(
     kafka_bootstrap: str, layout: dict[str, Any], make_session_id: Any
 ) -> None:
     first, second = make_session_id("a"), make_session_id("b")
-    async with AsyncKafkaHistoryClient(kafka_bootstrap, **layout, read_cache_messages=5) as client:
+    # The bound is in bytes of records: room for one session of three messages, not two.
+    bound = sum(len(encode_message(m)) for m in [*_turns("a", 3), *_turns("b", 3)]) - 1
+    async with AsyncKafkaHistoryClient(kafka_bootstrap, **layout, read_cache_bytes=bound) as client:
         one = client.history(first, messages_mode="full")
         two = client.history(second, messages_mode="full")
         await one.aadd_messages(_turns("a", 3))
         await two.aadd_messages(_turns("b", 3))
         kept = await one.aget_messages()
         assert (await one.aget_messages())[0] is kept[0]
-        await two.aget_messages()  # 6 > 5: the least recently read goes
+        await two.aget_messages()  # both do not fit: the least recently read goes
         again = await one.aget_messages()
         assert _texts(again) == ["a0", "a1", "a2"] and again[0] is not kept[0]
         await one.aadd_messages(_turns("c", 3))  # 6 messages alone: never kept
         big = await one.aget_messages()
         assert len(big) == 6 and (await one.aget_messages())[0] is not big[0]
-    async with AsyncKafkaHistoryClient(kafka_bootstrap, **layout, read_cache_messages=0) as client:
+    async with AsyncKafkaHistoryClient(kafka_bootstrap, **layout, read_cache_bytes=0) as client:
         history = client.history(first, messages_mode="full")
         read = await history.aget_messages()
         assert _texts(read)[:3] == ["a0", "a1", "a2"]
@@ -202,5 +207,56 @@ async def test_the_cache_is_bounded_and_can_be_switched_off(
 
 @pytest.mark.parametrize("bad", [-1, 1.5, True, "10"])
 def test_a_bad_cache_size_names_the_rule(kafka_bootstrap: str, bad: object) -> None:
-    with pytest.raises(ConfigurationError, match="read_cache_messages must be an int >= 0"):
-        AsyncKafkaHistoryClient(kafka_bootstrap, read_cache_messages=bad)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="read_cache_bytes must be an int >= 0"):
+        AsyncKafkaHistoryClient(kafka_bootstrap, read_cache_bytes=bad)  # type: ignore[arg-type]
+
+
+async def test_a_warm_read_of_several_partitions_keeps_each_partition_in_offset_order(
+    kafka_bootstrap: str, session_id: str
+) -> None:
+    """Topic per session, 3 partitions: another writer's record with an older timestamp lands
+    after ours in the same partition; a warm read must equal a whole read."""
+    async with (
+        AsyncKafkaHistoryClient(kafka_bootstrap) as cached,
+        AsyncKafkaHistoryClient(kafka_bootstrap, read_cache_bytes=0) as plain,
+    ):
+        history = cached.history(session_id, partition=3, messages_mode="full")
+        await history.aadd_messages(_turns("a", 2))
+        assert _texts(await history.aget_messages()) == ["a0", "a1"]
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+        await producer.start()
+        try:
+            late = json.dumps(message_to_dict(HumanMessage(content="late"))).encode()
+            older = int(time.time() * 1000) - 60_000
+            await producer.send_and_wait(
+                history.topic, late, key=session_id.encode(), timestamp_ms=older
+            )
+        finally:
+            await producer.stop()
+        whole = plain.history(session_id, partition=3, messages_mode="full")
+        assert _texts(await history.aget_messages()) == _texts(await whole.aget_messages())
+        assert _texts(await history.aget_messages()) == ["a0", "a1", "late"]
+
+
+async def test_a_topic_made_again_with_fewer_partitions_is_read_afresh(
+    kafka_bootstrap: str, make_session_id: Any
+) -> None:
+    # A session whose key goes to a partition other than 0 of 3.
+    session = next(s for s in (make_session_id(f"p{i}") for i in range(50)) if _home(s) != 0)
+    async with (
+        AsyncKafkaHistoryClient(kafka_bootstrap) as mine,
+        AsyncKafkaHistoryClient(kafka_bootstrap) as theirs,
+    ):
+        history = mine.history(session, partition=3, messages_mode="full")
+        await history.aadd_messages(_turns("old", 2))
+        assert _texts(await history.aget_messages()) == ["old0", "old1"]
+        assert await theirs.history(session, partition=3).adelete_topic()
+        await theirs.history(session, partition=1).aadd_message(HumanMessage(content="new"))
+        assert _texts(await history.aget_messages()) == ["new"]
+
+
+def _home(session_id: str) -> int:
+    """The partition of 3 that a session's key goes to (Kafka's default partitioner)."""
+    every = [0, 1, 2]
+    partition: int = DefaultPartitioner()(session_id.encode(), every, every)
+    return partition

@@ -16,14 +16,21 @@ pytestmark = pytest.mark.anyio
 class _Admin:
     """Answers each lookup with its request number as every partition's end offset."""
 
-    def __init__(self) -> None:
+    def __init__(self, leaders: dict[int, int] | None = None) -> None:
         self.requests: list[list[int]] = []
         self.release = asyncio.Event()
         self.fail_next = False
+        self.leaders = leaders or {}
+        self.hung: set[int] = set()  # leaders that never answer
+
+    def leader(self, topic: str, partition: int) -> int | None:
+        return self.leaders.get(partition)
 
     async def end_offsets(self, topic: str, partitions: list[int]) -> dict[int, int]:
         self.requests.append(sorted(partitions))
         number = len(self.requests)
+        if any(self.leaders.get(p) in self.hung for p in partitions):
+            await asyncio.Event().wait()
         await self.release.wait()
         if self.fail_next:
             self.fail_next = False
@@ -75,3 +82,17 @@ async def test_closing_tells_waiting_callers_the_client_closed() -> None:
     ends.close()
     with pytest.raises(ConsumerStoppedError):
         await waiting
+
+
+async def test_a_slow_leader_holds_up_only_its_own_partitions() -> None:
+    admin = _Admin(leaders={0: 1, 1: 2})
+    admin.hung.add(1)
+    admin.release.set()
+    ends = EndOffsets(admin, "t")  # type: ignore[arg-type]
+    stuck = asyncio.ensure_future(ends.get(0))
+    await asyncio.sleep(0)
+    assert await asyncio.wait_for(ends.get(1), 1.0) == 2  # not queued behind partition 0
+    assert not stuck.done()
+    ends.close()
+    with pytest.raises(ConsumerStoppedError):
+        await stuck

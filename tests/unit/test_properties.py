@@ -357,3 +357,12 @@ def test_plain_messages_are_built_without_validating_again() -> None:
     assert set(_codec._PLAIN) == {"human", "ai", "system"}
     value = encode_message(AIMessage(content="x", name="n"))
     assert _codec._built(json.loads(value)) is not None
+
+
+@given(st.integers().filter(lambda n: abs(n) >= 2**63) | st.integers(-(2**70), 2**70))
+def test_numbers_of_any_size_decode_exactly(number: int) -> None:
+    message = HumanMessage(content="n", response_metadata={"n": number, "l": [number, -number]})
+    value = encode_message(message)
+    decoded = decode_message(value, topic="t", partition=0, offset=0)
+    assert decoded.response_metadata == {"n": number, "l": [number, -number]}
+    _assert_identical(decoded, messages_from_dict([json.loads(value)])[0])

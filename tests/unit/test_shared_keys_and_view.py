@@ -241,3 +241,17 @@ def test_a_view_file_of_an_older_layout_is_rebuilt(tmp_path: Path) -> None:
     view.apply(0, [_message("a", 0)], 1)
     assert [r.offset for r in view.rows("a", 0, 10, None)] == [0]
     view.close()
+
+
+@pytest.mark.parametrize("bulk", [False, True], ids=["one-by-one", "bulk"])
+def test_a_tombstone_removes_what_came_before_it_only(bulk: bool) -> None:
+    view = SqliteView()
+    view.bind("t", 1, stale_before=0)
+    if bulk:
+        view.begin_bulk()
+    again = ViewRecord(2, 20, "a", "m", f"{0:016x}", b"k0", b'{"again": 1}')
+    view.apply(0, [_message("a", 0), _tombstone("a", 1, of=0), again, _message("a", 3)], 4)
+    if bulk:
+        view.end_bulk()
+    rows = view.rows("a", 0, 10, None)
+    assert [(r.offset, r.value) for r in rows] == [(2, b'{"again": 1}'), (3, b"{}")]
