@@ -123,8 +123,8 @@ class ReaderPool:
             # broker until it is consumed (a rebuild reads far ahead of the view otherwise).
             options = {
                 "fetch_max_wait_ms": 100,
-                "max_partition_fetch_bytes": 1024 * 1024,
-                "fetch_max_bytes": 16 * 1024 * 1024,
+                "max_partition_fetch_bytes": 256 * 1024,  # larger records still come whole
+                "fetch_max_bytes": 4 * 1024 * 1024,
             }
         consumer = await self._start(**options)
         consumer.assign([TopicPartition(topic, p) for p in starts])
