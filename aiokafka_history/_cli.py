@@ -512,14 +512,14 @@ def move_to_thread(
     AsyncKafkaSaver / KafkaSaver on --checkpoint-topic. A message whose id the thread holds is
     not added again, so running it again adds only what is new. Prints the new checkpoint id.
     """
-    try:
-        from .langgraph import KafkaSaver, move_session_to_thread
-    except ModuleNotFoundError as exc:  # the optional extra is not installed
-        if (exc.name or "").partition(".")[0] != "langgraph":
-            raise
-        raise CliError(f"move-to-thread needs LangGraph's checkpointer: {_EXTRA}") from exc
     with conn.client() as client:
-        _require(client, session_id, conn.shared_topic)
+        _require(client, session_id, conn.shared_topic)  # first: a typo says so, extra or not
+        try:
+            from .langgraph import KafkaSaver, move_session_to_thread
+        except ModuleNotFoundError as exc:  # the optional extra is not installed
+            if (exc.name or "").partition(".")[0] != "langgraph":
+                raise
+            raise CliError(f"move-to-thread needs LangGraph's checkpointer: {_EXTRA}") from exc
         history = client.history(session_id, messages_mode="full")
         if history.topic == checkpoint_topic:
             raise CliError(
