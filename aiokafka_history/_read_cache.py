@@ -15,6 +15,7 @@ from __future__ import annotations
 import collections
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Generic, Protocol, TypeVar
 
 from langchain_core.messages import BaseMessage
 
@@ -130,12 +131,23 @@ class CachedRead:
         return CachedRead(pairs, dict(self.ends), dict(self.last), starts, self.tag, self.size)
 
 
-class ReadCache:
-    """Entries by session, least recently read evicted first past ``max_bytes``."""
+class Sized(Protocol):
+    """An entry of :class:`ReadCache`: it knows the bytes it holds."""
+
+    @property
+    def size(self) -> int:
+        """Bytes held."""
+
+
+E = TypeVar("E", bound=Sized)
+
+
+class ReadCache(Generic[E]):
+    """Entries by key, least recently read evicted first past ``max_bytes``."""
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = check_cache_size(max_bytes)
-        self._entries: collections.OrderedDict[str, CachedRead] = collections.OrderedDict()
+        self._entries: collections.OrderedDict[str, E] = collections.OrderedDict()
         self._size = 0
 
     @property
@@ -148,14 +160,14 @@ class ReadCache:
         """Bytes of records held over all entries."""
         return self._size
 
-    def get(self, key: str) -> CachedRead | None:
+    def get(self, key: str) -> E | None:
         """The entry of ``key`` (now the most recently read), or None."""
         entry = self._entries.get(key)
         if entry is not None:
             self._entries.move_to_end(key)
         return entry
 
-    def put(self, key: str, entry: CachedRead) -> None:
+    def put(self, key: str, entry: E) -> None:
         """Keep ``entry`` for ``key`` (not kept when it alone is over the bound)."""
         self.drop(key)
         if entry.size > self.max_bytes:

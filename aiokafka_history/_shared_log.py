@@ -107,7 +107,7 @@ class SharedLayout:
         self._follower: asyncio.Task[None] | None = None
         self._failure: BaseException | None = None
         self._log_starts: dict[int, int] = {}  # pruned below these offsets already
-        self.cache = ReadCache(read_cache)  # full reads, by session
+        self.cache: ReadCache[CachedRead] = ReadCache(read_cache)  # full reads, by session
         # Per partition, how often the view removed rows (clears, removals, retention); only
         # touched on the view thread. A cached read is extended only while it is unchanged.
         self._rewrites: dict[int, int] = {}
@@ -283,18 +283,20 @@ class SharedLayout:
         return self.view.prune(partition, log_start)
 
     def delta_rows(
-        self, session: str, partition: int, cached: CachedRead | None, end: int
+        self, session: str, partition: int, tag: int | None, since: int, end: int
     ) -> tuple[int, bool, list[Row]]:
-        """On the view thread: the rows a full read below ``end`` lacks after ``cached``.
+        """On the view thread: the rows of ``session`` below ``end`` a cached read lacks.
 
-        Returns the partition's rewrite count, whether the rows are the whole session (the
-        cached read is gone or stale), and the rows.
+        ``tag`` is the partition's rewrite count when the cached read was made (None: no
+        cached read) and ``since`` the offset it was made up to. Returns the rewrite count
+        now, whether the rows are the whole session (nothing cached, or rows were removed
+        since), and the rows. A check and a query in one call on the view thread: no apply
+        comes between them.
         """
-        tag = self._rewrites.get(partition, 0)
-        if cached is None or cached.tag != tag:
-            return tag, True, self.view.rows(session, 0, end, None)
-        since = cached.ends.get(partition, 0)
-        return tag, False, self.view.rows(session, since, end, None) if since < end else []
+        now = self._rewrites.get(partition, 0)
+        if tag is None or tag != now:
+            return now, True, self.view.rows(session, 0, end, None)
+        return now, False, self.view.rows(session, since, end, None) if since < end else []
 
     def log_strays(self, strays: list[Record]) -> None:
         """Log the records :meth:`apply_rows` skipped, by position."""
@@ -615,7 +617,14 @@ class SharedSessionLog:
         """Everything below ``end``, decoding only what the cached read of it lacks."""
         layout = self._layout
         cached = layout.cache.get(self.session_id)
-        tag, whole, rows = await self._rows(layout.delta_rows, self.session_id, p, cached, end)
+        tag, whole, rows = await self._rows(
+            layout.delta_rows,
+            self.session_id,
+            p,
+            None if cached is None else cached.tag,
+            0 if cached is None else cached.ends.get(p, 0),
+            end,
+        )
         if whole or cached is None:
             entry = CachedRead.of(self.decode(p, rows), {p: end}, tag=tag)
         elif not rows and cached.ends.get(p, 0) >= end:

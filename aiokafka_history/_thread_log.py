@@ -11,15 +11,16 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from aiokafka.errors import KafkaError
 
 from ._config import TopicSettings
 from ._deadline import within
 from ._log_writes import raise_for_outcome, write_error
+from ._read_cache import ReadCache
 from ._shared_keys import check_session_id, message_key, partition_for
 from ._shared_log import SharedLayout
-from ._sqlite_view import Row
 from ._thread_records import (
     KEY_ID_BYTES,
     Assembled,
@@ -36,15 +37,23 @@ _PUT_ID_BYTES = 8
 _CACHE_BYTES = 64 * 1024 * 1024  # rows kept between reads, over every thread
 
 
+@dataclass(frozen=True, slots=True)
+class _CachedRows:
+    """A thread's rows as last read: up to ``end``, at the partition's rewrite count ``tag``."""
+
+    rows: list[tuple[int, bytes | None]]
+    end: int
+    tag: int
+    size: int  # bytes of the values
+
+
 class ThreadLog:
     """Every thread of one shared topic. Not thread-safe: use it on its engine's loop."""
 
     def __init__(self, layout: SharedLayout) -> None:
         self._layout = layout
-        # The rows of recently read threads, by the end offset they were read up to: a read
-        # then fetches only what came after (least recently read dropped first).
-        self._cache: dict[str, tuple[int, int, list[tuple[int, bytes | None]]]] = {}
-        self._cached_bytes = 0
+        # The rows of recently read threads: a read then fetches only what came after.
+        self._cache: ReadCache[_CachedRows] = ReadCache(_CACHE_BYTES)
 
     @property
     def topic(self) -> str:
@@ -85,43 +94,27 @@ class ThreadLog:
         transport = await layout.ready()
         p = partition_for(raw, layout.partitions)
         end = await layout.caught_up(transport, p)
-        views = layout.views
-        view = layout.view
+        # Only the rows after the cached read, unless the view removed rows of the partition
+        # since (a tombstone, a clear, retention): the layout's own rewrite count says so.
         cached = self._cache.get(thread_id)
-        if cached is not None:
-            # Only the rows after what was read before, if nothing before them went away
-            # (a tombstone or a clear removes rows; the count of keys then tells).
-            last_end, _, rows = cached
-            keys = await views.run(view.keys, thread_id, end)
-            if end == last_end:
-                if len(keys) == len(rows):
-                    self._cache[thread_id] = self._cache.pop(thread_id)  # recently used
-                    return rows
-            else:
-                fresh: list[Row] = await views.run(view.rows, thread_id, last_end, end, None)
-                if len(rows) + len(fresh) == len(keys):
-                    rows = rows + [(r.offset, r.value) for r in fresh]
-                    self._remember(thread_id, end, rows)
-                    return rows
-        fetched: list[Row] = await views.run(view.rows, thread_id, 0, end, None)
-        rows = [(r.offset, r.value) for r in fetched]
-        self._remember(thread_id, end, rows)
-        return rows
-
-    def _remember(self, thread_id: str, end: int, rows: list[tuple[int, bytes | None]]) -> None:
-        self._forget(thread_id)
-        size = sum(len(v or b"") for _, v in rows)
-        if size > _CACHE_BYTES // 4:
-            return
-        while self._cache and self._cached_bytes + size > _CACHE_BYTES:
-            self._forget(next(iter(self._cache)))
-        self._cache[thread_id] = (end, size, rows)
-        self._cached_bytes += size
-
-    def _forget(self, thread_id: str) -> None:
-        cached = self._cache.pop(thread_id, None)
-        if cached is not None:
-            self._cached_bytes -= cached[1]
+        tag, whole, fresh = await layout.views.run(
+            layout.delta_rows,
+            thread_id,
+            p,
+            None if cached is None else cached.tag,
+            0 if cached is None else cached.end,
+            end,
+        )
+        new = [(r.offset, r.value) for r in fresh]
+        size = sum(len(v or b"") for _, v in new)
+        if cached is not None and not whole:
+            if not new:
+                return cached.rows
+            entry = _CachedRows(cached.rows + new, max(end, cached.end), tag, cached.size + size)
+        else:
+            entry = _CachedRows(new, end, tag, size)
+        self._cache.put(thread_id, entry)
+        return entry.rows
 
     async def threads(self) -> list[str]:
         """Every thread with records, sorted (reads every partition).
@@ -196,6 +189,6 @@ class ThreadLog:
         Raises:
             TopicAdminError: the clear marker or its tombstones were not acknowledged.
         """
-        self._forget(thread_id)
+        self._cache.drop(thread_id)
         log = self._layout.log(thread_id, settings=TopicSettings(), consumer_group=None)
         return await log.delete()

@@ -89,7 +89,7 @@ class TopicLayout:
         self.naming = naming
         self.timeouts = timeouts
         self.bad_records = bad_records
-        self.cache = ReadCache(read_cache)  # full reads, by topic
+        self.cache: ReadCache[CachedRead] = ReadCache(read_cache)  # full reads, by topic
         self._known: dict[str, _Known] = {}
 
     def log(
