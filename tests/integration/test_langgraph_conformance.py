@@ -27,12 +27,6 @@ def _counts(report: object) -> tuple[int, int, int]:
     return passed, failed, skipped
 
 
-# One broker: the suite checks the saver's semantics, which do not depend on broker settings
-# (the savers' own tests run on both).
-ONE_BROKER = pytest.mark.parametrize("kafka_bootstrap", ["test-settings"], indirect=True)
-
-
-@ONE_BROKER
 async def test_async_saver_passes_every_conformance_test(
     kafka_bootstrap: str, kafka_topics: TopicFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -52,7 +46,6 @@ async def test_async_saver_passes_every_conformance_test(
     assert (passed, failed, skipped) == (REQUIRED + OPTIONAL, 0, 0)
 
 
-@ONE_BROKER
 async def test_blocking_saver_passes_the_conformance_tests_of_its_bridge(
     kafka_bootstrap: str, kafka_topics: TopicFactory
 ) -> None:

@@ -95,7 +95,6 @@ def _expected() -> list[str]:
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
-@pytest.mark.parametrize("kafka_bootstrap", ["test-settings"], indirect=True)
 def test_twenty_turns_interrupted_and_resumed_in_another_process(
     mode: str, kafka_bootstrap: str, kafka_topics: TopicFactory
 ) -> None:
