@@ -36,25 +36,25 @@ MAX_SESSION_BYTES = 1024
 _SEP = b"\x00"
 
 
-def check_session_id(session_id: object) -> bytes:
-    """The UTF-8 bytes of a valid shared-layout session id.
+def check_session_id(session_id: object, name: str = "session_id") -> bytes:
+    """The UTF-8 bytes of a valid shared-layout session id (``name``: what the caller calls it).
 
     Raises:
         InvalidSessionIdError: not a non-empty str, contains NUL, or over the length limit.
     """
     if not isinstance(session_id, str) or not session_id:
         raise InvalidSessionIdError(
-            f"session_id must be a non-empty str, got {type(session_id).__name__}"
+            f"{name} must be a non-empty str, got {type(session_id).__name__}"
         )
     if "\x00" in session_id:
-        raise InvalidSessionIdError("session_id must not contain NUL ('\x00') characters")
+        raise InvalidSessionIdError(f"{name} must not contain NUL ('\\x00') characters")
     try:
         raw = session_id.encode("utf-8")
     except UnicodeEncodeError:
-        raise InvalidSessionIdError("session_id must be encodable as UTF-8") from None
+        raise InvalidSessionIdError(f"{name} must be encodable as UTF-8") from None
     if len(raw) > MAX_SESSION_BYTES:
         raise InvalidSessionIdError(
-            f"session_id must be at most {MAX_SESSION_BYTES} bytes in UTF-8, got {len(raw)}"
+            f"{name} must be at most {MAX_SESSION_BYTES} bytes in UTF-8, got {len(raw)}"
         )
     return raw
 

@@ -83,7 +83,7 @@ class ThreadLog:
             InvalidSessionIdError: ``thread_id`` is not a valid id.
             SessionReadError: the view did not catch up within the read timeout.
         """
-        raw = check_session_id(thread_id)
+        raw = check_session_id(thread_id, "thread_id")
         layout = self._layout
         with translating("read", self._subject(thread_id), "reading"):
             rows = await within(layout.timeouts.read + MARGIN, self._rows(thread_id, raw))
@@ -139,7 +139,7 @@ class ThreadLog:
             SessionWriteError: not everything was acknowledged within the write timeout.
             NotAuthorizedError: an ACL refused the write.
         """
-        raw = check_session_id(thread_id)
+        raw = check_session_id(thread_id, "thread_id")
         values: list[bytes | None] = []
         keys: list[bytes] = []
         for data in units:

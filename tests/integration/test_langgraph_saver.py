@@ -16,6 +16,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from aiokafka_history import (
     AsyncKafkaHistoryClient,
     ConfigurationError,
+    InvalidSessionIdError,
     KafkaHistoryClient,
     TopicSettings,
 )
@@ -166,6 +167,13 @@ def test_bad_arguments_fail_early(kafka_bootstrap: str) -> None:
         saver = KafkaSaver(client, topic="never-used")
         with pytest.raises(ConfigurationError, match="thread_id"):
             saver.get_tuple({"configurable": {}})
+        for thread_id, rule in [
+            ("a\x00b", r"thread_id must not contain NUL \('\\x00'\)"),
+            ("x" * 1025, "thread_id must be at most 1024 bytes"),
+            ("\ud800", "thread_id must be encodable as UTF-8"),
+        ]:
+            with pytest.raises(InvalidSessionIdError, match=rule):
+                saver.get_tuple({"configurable": {"thread_id": thread_id}})
         with pytest.raises(ConfigurationError, match="strategy"):
             saver.prune(["x"], strategy="keep_some")
 
