@@ -1,8 +1,9 @@
 """Every use of aiokafka's private attributes, fenced in one place.
 
-aiokafka offers no public way to send a raw request over a client's connections, to count
-open sockets, to see that a producer's sender died, or to stop a producer that cannot flush.
-These few functions do it; ``tests/unit/test_kafka_internals.py`` fails as soon as an
+aiokafka offers no public way to send a raw request over a client's connections (an
+admin's, or a consumer's for the view's own fetches), to count open sockets, to see that a
+producer's sender died, or to stop a producer that cannot flush. These few functions do it;
+``tests/unit/test_architecture.py`` fails as soon as an
 aiokafka release moves what they rely on (the ``aiokafka`` range in ``pyproject.toml`` is
 capped below the next minor release for the same reason).
 """
@@ -16,6 +17,7 @@ from typing import Any
 __all__ = [
     "admin_any_node",
     "admin_send",
+    "consumer_client",
     "force_stop_producer",
     "known_partitions",
     "open_sockets",
@@ -34,6 +36,11 @@ def admin_any_node(admin: Any) -> int:
     if node is None:
         raise ConnectionError("the admin client knows no broker yet")
     return node
+
+
+def consumer_client(consumer: Any) -> Any:
+    """A started consumer's own client (its connections, metadata and request sending)."""
+    return consumer._client
 
 
 def _kafka_client(obj: Any) -> Any:

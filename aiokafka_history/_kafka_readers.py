@@ -8,15 +8,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import ConsumerStoppedError
 
+from ._kafka_fetch import TopicFetcher
+from ._kafka_internals import consumer_client
 from ._records import ReadResult, Record
 
-__all__ = ["KeyedRow", "ReaderPool", "fetch_keyed"]
+__all__ = ["ReaderPool"]
 
 
 class ReaderPool:
@@ -109,28 +111,32 @@ class ReaderPool:
     async def _start_reader(self) -> Any:
         return await self._start(fetch_max_wait_ms=50, max_partition_fetch_bytes=4 * 1024 * 1024)
 
-    async def open_consumer(
-        self, topic: str, starts: Mapping[int, int], *, follower: bool = False
-    ) -> Any:
+    async def open_consumer(self, topic: str, starts: Mapping[int, int]) -> Any:
         """A started consumer of its own (for a live tail) reading ``topic`` from ``starts``.
 
-        ``follower``: tuned to follow a whole topic (large fetches, for a local view).
         Stopped by :meth:`close_consumer` or with the pool.
         """
-        options: dict[str, Any] = {}
-        if follower:
-            # Bounded, whatever the topic's size: aiokafka holds a fetched response per
-            # broker until it is consumed (a rebuild reads far ahead of the view otherwise).
-            options = {
-                "fetch_max_wait_ms": 100,
-                "max_partition_fetch_bytes": 256 * 1024,  # larger records still come whole
-                "fetch_max_bytes": 4 * 1024 * 1024,
-            }
-        consumer = await self._start(**options)
+        consumer = await self._start()
         consumer.assign([TopicPartition(topic, p) for p in starts])
         for p, offset in starts.items():
             consumer.seek(TopicPartition(topic, p), offset)
         return consumer
+
+    async def open_fetcher(
+        self,
+        topic: str,
+        starts: Mapping[int, int],
+        log_starts: Callable[[list[int]], Awaitable[Mapping[int, int]]],
+    ) -> TopicFetcher:
+        """A fetcher following every partition of ``topic`` from ``starts`` (for a local view).
+
+        It sends its Fetch requests over the connections of a consumer of its own (started,
+        never assigned: its own fetcher stays idle), stopped with the pool.
+        """
+        consumer = await self._start()
+        client = consumer_client(consumer)
+        await client.add_topic(topic)  # its leaders known before the first fetch
+        return TopicFetcher(client, topic, starts, log_starts=log_starts)
 
     async def close_consumer(self, consumer: Any) -> None:
         """Stop a consumer from :meth:`open_consumer`."""
@@ -189,29 +195,3 @@ async def _stop_after(starting: asyncio.Future[Any], consumer: Any) -> None:
     if not starting.cancelled():
         starting.exception()  # retrieved: the caller already got it
     await consumer.stop()
-
-
-#: A followed record: (offset, timestamp, key, value). A plain tuple: a rebuild makes millions.
-KeyedRow = tuple[int, int, "bytes | None", "bytes | None"]
-
-
-async def fetch_keyed(
-    consumer: Any, timeout: float, wanted: Iterable[int]
-) -> tuple[dict[int, list[KeyedRow]], dict[int, int]]:
-    """What a follower fetched (per partition, in offset order), and its positions.
-
-    Positions (the next offset to read) are given for the partitions that returned records
-    and for those in ``wanted``. At most 1,000 records per call: the loop time aiokafka and
-    this spend on them stays a few milliseconds.
-    """
-    batch = await consumer.getmany(timeout_ms=max(1, int(timeout * 1000)), max_records=1000)
-    out = {
-        tp.partition: [(r.offset, r.timestamp, r.key, r.value) for r in rows]
-        for tp, rows in batch.items()
-    }
-    positions: dict[int, int] = {}
-    want = set(wanted) | set(out)
-    for tp in consumer.assignment():
-        if tp.partition in want:
-            positions[tp.partition] = await consumer.position(tp)
-    return out, positions

@@ -17,8 +17,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from aiokafka.errors import ConsumerStoppedError, KafkaError
@@ -29,8 +28,8 @@ from ._config import TopicSettings
 from ._deadline import within
 from ._errors import ConfigurationError, TopicAdminError
 from ._kafka_admin import EndOffsets, TopicMissingError
+from ._kafka_fetch import KeyedRow, TopicFetcher
 from ._kafka_producer import MAX_REQUEST_SIZE
-from ._kafka_readers import KeyedRow
 from ._log_writes import raise_for_outcome, write_error
 from ._read_cache import DEFAULT_READ_CACHE_BYTES, CachedRead, ReadCache
 from ._records import Record
@@ -100,7 +99,6 @@ class SharedLayout:
         self.views = ViewThread(view, "aiokafka-history-view")
         self.partitions = 0
         self._applied: dict[int, int] = {}
-        self._wanted: Counter[int] = Counter()
         self._advanced: asyncio.Event | None = None  # set on every change (tails wait on it)
         self._waiters: dict[int, list[tuple[int, asyncio.Future[None]]]] = {}
         self._starting: asyncio.Task[Transport] | None = None
@@ -205,9 +203,9 @@ class SharedLayout:
         )
         self._applied = dict(starts)
         self._advanced = asyncio.Event()
-        consumer = await transport.readers.open_consumer(self.topic, starts, follower=True)
+        fetcher = await transport.readers.open_fetcher(self.topic, starts, self._log_starts_of)
         until = {p: ends[p] for p in parts} if bulk else None
-        self._follower = asyncio.ensure_future(self._follow(transport, consumer, until))
+        self._follower = asyncio.ensure_future(self._follow(transport, fetcher, until))
         return transport
 
     async def _appear(self, transport: Transport) -> list[int]:
@@ -220,8 +218,15 @@ class SharedLayout:
                     raise
                 await asyncio.sleep(0.05)
 
+    async def _log_starts_of(self, partitions: list[int]) -> Mapping[int, int]:
+        transport = await self.connect()
+        begins, _ = await within(
+            self.timeouts.admin, transport.admin.offsets_bounds(self.topic, partitions)
+        )
+        return begins
+
     async def _follow(
-        self, transport: Transport, consumer: Any, bulk_until: dict[int, int] | None
+        self, transport: Transport, fetcher: TopicFetcher, bulk_until: dict[int, int] | None
     ) -> None:
         """Apply the topic to the view, partition by partition in offset order, until closed.
 
@@ -229,7 +234,7 @@ class SharedLayout:
         is applied up to these offsets; reads wait for its end.
         """
         try:
-            await Follower(self, transport, consumer, bulk_until, self._applied).run()
+            await Follower(self, transport, fetcher, bulk_until, self._applied).run()
         except asyncio.CancelledError:
             raise
         except BaseException as exc:
@@ -241,10 +246,6 @@ class SharedLayout:
                 topic=self.topic,
             )
             self._wake()
-
-    def wanted(self) -> Iterable[int]:
-        """Partitions readers are waiting for."""
-        return list(self._wanted)
 
     def advanced(self, offsets: Mapping[int, int]) -> None:
         """The view holds every record below ``offsets[p]``: wake the readers waiting."""
@@ -388,16 +389,12 @@ class SharedLayout:
         waiter = (offset, asyncio.get_running_loop().create_future())
         waiters = self._waiters.setdefault(partition, [])
         waiters.append(waiter)
-        self._wanted[partition] += 1
         try:
             await waiter[1]
         finally:
             if not waiter[1].done():  # cancelled or timed out
                 with contextlib.suppress(ValueError):
                     waiters.remove(waiter)
-            self._wanted[partition] -= 1
-            if self._wanted[partition] <= 0:
-                del self._wanted[partition]
 
     def _release(self, partition: int) -> None:
         """Wake the readers of ``partition`` whose offset is applied."""

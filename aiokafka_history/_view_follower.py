@@ -14,12 +14,12 @@ import asyncio
 import collections
 import logging
 import time
-from collections.abc import Iterable, Mapping
-from typing import Any, Protocol
+from collections.abc import Mapping
+from typing import Protocol
 
 from aiokafka.errors import ConsumerStoppedError, KafkaError
 
-from ._kafka_readers import KeyedRow, fetch_keyed
+from ._kafka_fetch import KeyedRow, TopicFetcher
 from ._records import Record
 from ._sqlite_view import LocalView, ViewThread
 from ._transport import Transport
@@ -49,9 +49,6 @@ class FollowTarget(Protocol):
     def closed(self) -> bool:
         """Whether the layout was closed."""
 
-    def wanted(self) -> Iterable[int]:
-        """Partitions readers are waiting for (their positions are asked on every fetch)."""
-
     def apply_rows(
         self, rows: Mapping[int, list[KeyedRow]], after: Mapping[int, int]
     ) -> list[Record]:
@@ -77,13 +74,13 @@ class Follower:
         self,
         target: FollowTarget,
         transport: Transport,
-        consumer: Any,
+        fetcher: TopicFetcher,
         bulk_until: Mapping[int, int] | None,
         applied: Mapping[int, int],
     ) -> None:
         self._target = target
         self._transport = transport
-        self._consumer = consumer
+        self._fetcher = fetcher
         self._bulk = dict(bulk_until) if bulk_until is not None else None
         self._progress = dict(applied)  # what the view holds (published unless in bulk)
         self._pending: collections.deque[tuple[asyncio.Future[list[Record]], dict[int, int]]]
@@ -93,6 +90,12 @@ class Follower:
 
     async def run(self) -> None:
         """Follow until closed; KafkaErrors are retried unless the target says stop."""
+        try:
+            await self._run()
+        finally:
+            self._fetcher.close()
+
+    async def _run(self) -> None:
         target = self._target
         buffer: dict[int, list[KeyedRow]] = {}
         after: dict[int, int] = {}
@@ -102,13 +105,10 @@ class Follower:
         while not target.closed and not self._transport.closed:
             if self._error is not None:
                 raise self._error
-            wanted = set(target.wanted())
-            if self._bulk is not None and idle:
-                wanted |= set(self._bulk)  # partitions with nothing left still need a position
             try:
                 # Records held back for the busy view: look again soon, not in half a second.
                 wait = 0.005 if buffer else 0.5
-                batch, positions = await fetch_keyed(self._consumer, wait, wanted)
+                batch, positions = await self._fetcher.fetch(wait)
             except ConsumerStoppedError:
                 return
             except KafkaError as exc:

@@ -64,6 +64,9 @@ async def test_the_aiokafka_internals_we_rely_on_are_still_there() -> None:
         assert isinstance(producer.client._conns, dict)
         assert isinstance(admin._client._conns, dict)
         assert isinstance(consumer._client._conns, dict)
+        client = _kafka_internals.consumer_client(consumer)
+        assert callable(client.send) and callable(client.add_topic)
+        assert callable(client.cluster.leader_for_partition)
         assert hasattr(producer._sender, "sender_task")
         assert producer._closed is False
         assert "timeout" in inspect.signature(_kafka_internals.force_stop_producer).parameters
