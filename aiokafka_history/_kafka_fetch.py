@@ -90,6 +90,8 @@ class TopicFetcher:
         self._taken: list[_Taken] = []  # parsed lazily: a big response is not one loop stall
         self._resets: dict[int, asyncio.Future[Mapping[int, int]]] = {}
         self._retry_at = 0.0
+        self._hold_until = 0.0  # no new Fetch before it, unless hurried
+        self._hurried = asyncio.Event()
         self._closed = False
 
     @property
@@ -97,14 +99,26 @@ class TopicFetcher:
         """The next offset to return of every partition."""
         return dict(self._positions)
 
-    async def fetch(self, timeout: float) -> tuple[dict[int, list[KeyedRow]], dict[int, int]]:
+    async def fetch(
+        self, timeout: float, *, linger: float = 0.0
+    ) -> tuple[dict[int, list[KeyedRow]], dict[int, int]]:
         """Records fetched since the last call, and every partition's position after them.
 
-        Waits up to ``timeout`` for some; returns at most ``max_records`` records.
+        Waits up to ``timeout`` for some; returns at most ``max_records`` records. ``linger``:
+        after records came, hold the next Fetch back this long (seconds) unless
+        :meth:`hurry` is called, so writes arriving one by one are taken several at a time.
         """
         if self._closed:
             raise ConsumerStoppedError
         if not self._taken:
+            held = self._hold_until - time.monotonic()
+            if held > 0:
+                with contextlib.suppress(asyncio.TimeoutError, TimeoutError):
+                    await asyncio.wait_for(self._hurried.wait(), min(held, timeout))
+                if self._closed:
+                    raise ConsumerStoppedError
+                if self._hold_until > time.monotonic():
+                    return {}, dict(self._positions)  # still held: ``timeout`` was shorter
             self._launch()
             waiting = [f for f, _ in self._in_flight.values()] + list(self._resets.values())
             if waiting and not any(f.done() for f in waiting):
@@ -115,12 +129,23 @@ class TopicFetcher:
                 raise ConsumerStoppedError
             self._collect()
         rows = self._parse()
-        self._launch()  # the next fetch runs while the caller applies these
+        if rows and linger > 0 and not self._taken:
+            self._hold_until = time.monotonic() + linger
+            self._hurried.clear()
+        else:
+            self._launch()  # the next fetch runs while the caller applies these
         return rows, dict(self._positions)
+
+    def hurry(self) -> None:
+        """Someone waits for what is new: fetch now, not after the linger."""
+        if self._hold_until:
+            self._hold_until = 0.0
+            self._hurried.set()
 
     def close(self) -> None:
         """Stop: cancel what is in flight (idempotent)."""
         self._closed = True
+        self._hurried.set()
         for future in [f for f, _ in self._in_flight.values()] + list(self._resets.values()):
             if future.done() and not future.cancelled():
                 future.exception()  # retrieved: nobody will take it now

@@ -103,6 +103,7 @@ class SharedLayout:
         self._waiters: dict[int, list[tuple[int, asyncio.Future[None]]]] = {}
         self._starting: asyncio.Task[Transport] | None = None
         self._follower: asyncio.Task[None] | None = None
+        self._fetcher: TopicFetcher | None = None
         self._failure: BaseException | None = None
         self._log_starts: dict[int, int] = {}  # pruned below these offsets already
         self.cache: ReadCache[CachedRead] = ReadCache(read_cache)  # full reads, by session
@@ -204,6 +205,7 @@ class SharedLayout:
         self._applied = dict(starts)
         self._advanced = asyncio.Event()
         fetcher = await transport.readers.open_fetcher(self.topic, starts, self._log_starts_of)
+        self._fetcher = fetcher
         until = {p: ends[p] for p in parts} if bulk else None
         self._follower = asyncio.ensure_future(self._follow(transport, fetcher, until))
         return transport
@@ -365,6 +367,8 @@ class SharedLayout:
 
     async def end_offset(self, transport: Transport, partition: int) -> int:
         """The partition's end offset now (lookups of concurrent calls go together)."""
+        if self._fetcher is not None:
+            self._fetcher.hurry()  # the view fetches what is new while the end is looked up
         ends = self._ends
         if ends is None or ends.admin is not transport.admin:
             ends = self._ends = EndOffsets(transport.admin, self.topic)
@@ -386,6 +390,8 @@ class SharedLayout:
             raise ConsumerStoppedError
         # Woken only when its own partition gets there: a thousand readers waiting on
         # different partitions are not all woken by every apply.
+        if self._fetcher is not None:
+            self._fetcher.hurry()
         waiter = (offset, asyncio.get_running_loop().create_future())
         waiters = self._waiters.setdefault(partition, [])
         waiters.append(waiter)
@@ -428,6 +434,8 @@ class SharedLayout:
         event = self._advanced
         if event is None or self._closed:
             return
+        if self._fetcher is not None:
+            self._fetcher.hurry()
         with contextlib.suppress(asyncio.TimeoutError, TimeoutError):
             await within(timeout, event.wait())
 

@@ -35,6 +35,9 @@ _BULK_IN_FLIGHT = 2
 _BULK_BATCH = 20_000  # records per transaction in bulk
 _MAX_BUFFER = 50_000  # records held while the view is busy, at most
 _PRUNE_EVERY = 5.0  # seconds between drops of what retention removed from the topic
+# After records came, the next fetch waits this long unless a reader or a tail hurries it:
+# a process that writes one message after another applies several at a time.
+_LINGER = 0.005
 
 
 class FollowTarget(Protocol):
@@ -108,7 +111,8 @@ class Follower:
             try:
                 # Records held back for the busy view: look again soon, not in half a second.
                 wait = 0.005 if buffer else 0.5
-                batch, positions = await self._fetcher.fetch(wait)
+                linger = _LINGER if self._bulk is None else 0.0
+                batch, positions = await self._fetcher.fetch(wait, linger=linger)
             except ConsumerStoppedError:
                 return
             except KafkaError as exc:

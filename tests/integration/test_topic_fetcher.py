@@ -9,6 +9,7 @@ leave a reader waiting for an offset no record has.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator, Mapping
@@ -208,3 +209,40 @@ async def test_transactional_writes_never_stall_a_shared_read(
         await history.aadd_user_message("after")
         got = [m.content for m in await history.aget_messages()]
         assert got == ["before", "in a transaction", "after"]
+
+
+async def test_after_records_the_next_fetch_lingers_until_hurried(
+    kafka_bootstrap: str, kafka_topics: TopicFactory, client: AIOKafkaClient
+) -> None:
+    """Writes arriving one by one are taken several at a time, unless a reader is waiting."""
+    topic = kafka_topics("fetch")
+    await _create(kafka_bootstrap, topic, 1)
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    await producer.start()
+    client.add_topic(topic)
+    await client.force_metadata_update()
+    fetcher = TopicFetcher(client, topic, {0: 0}, log_starts=_log_starts)
+    try:
+        await producer.send_and_wait(topic, b"one", partition=0)
+        rows: dict[int, list[KeyedRow]] = {}
+        while not rows:
+            rows, _ = await fetcher.fetch(1.0, linger=60.0)
+        assert [r[3] for r in rows[0]] == [b"one"]
+        await producer.send_and_wait(topic, b"two", partition=0)
+        await producer.send_and_wait(topic, b"three", partition=0)
+        held, positions = await fetcher.fetch(0.3, linger=60.0)
+        assert held == {} and positions == {0: 1}  # held back: nobody hurried
+        fetcher.hurry()
+        got: list[bytes | None] = []
+
+        async def both() -> dict[int, int]:
+            while len(got) < 2:
+                rows, positions = await fetcher.fetch(1.0, linger=60.0)
+                got.extend(r[3] for r in rows.get(0, []))
+            return positions
+
+        assert await asyncio.wait_for(both(), 5) == {0: 3}  # not after the 60 s linger
+        assert got == [b"two", b"three"]
+    finally:
+        fetcher.close()
+        await producer.stop()
