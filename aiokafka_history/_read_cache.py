@@ -62,7 +62,8 @@ class CachedRead:
     ``ends``: the offset each partition was read up to (exclusive). ``last``: the last record
     read on each partition, messages or not, with its bytes (what a re-read must find again).
     ``starts``: the log start offsets it was read from. ``tag``: the layout's own validity
-    token. ``size``: the bytes of the records of ``pairs``.
+    token. ``size``: the bytes of the records of ``pairs``. ``partitions``: those of ``pairs``
+    (known without a pass over them).
     """
 
     pairs: list[Pair]
@@ -71,6 +72,7 @@ class CachedRead:
     starts: dict[int, int] = field(default_factory=dict)
     tag: int = 0
     size: int = 0
+    partitions: frozenset[int] = frozenset()
 
     @classmethod
     def of(
@@ -83,7 +85,8 @@ class CachedRead:
     ) -> CachedRead:
         """An entry of a whole read (``pairs`` in write order, with their records' bytes)."""
         stored, size = kept(pairs)
-        return cls(stored, dict(ends), dict(last or {}), dict(starts or {}), tag, size)
+        partitions = frozenset(r.partition for r, _ in stored)
+        return cls(stored, dict(ends), dict(last or {}), dict(starts or {}), tag, size, partitions)
 
     def extended(
         self,
@@ -103,10 +106,16 @@ class CachedRead:
         grown = {p: kept(pairs) for p, pairs in new.items() if pairs}
         if not grown:
             return CachedRead(
-                self.pairs, merged_ends, merged_last, merged_starts, self.tag, self.size
+                self.pairs,
+                merged_ends,
+                merged_last,
+                merged_starts,
+                self.tag,
+                self.size,
+                self.partitions,
             )
         size = self.size + sum(n for _, n in grown.values())
-        partitions = {r.partition for r, _ in self.pairs} | set(grown)
+        partitions = self.partitions.union(grown)
         if len(partitions) == 1:
             (added, _), *_ = grown.values()
             pairs = self.pairs + added  # one partition: offset order is write order
@@ -119,7 +128,9 @@ class CachedRead:
             pairs = [
                 (r, messages[(r.partition, r.offset)]) for r in merge_in_write_order(per_partition)
             ]
-        return CachedRead(pairs, merged_ends, merged_last, merged_starts, self.tag, size)
+        return CachedRead(
+            pairs, merged_ends, merged_last, merged_starts, self.tag, size, partitions
+        )
 
     def below(self, partition: int, start: int) -> CachedRead:
         """The entry without the records of ``partition`` below ``start`` (retention).
@@ -128,7 +139,15 @@ class CachedRead:
         """
         pairs = [(r, m) for r, m in self.pairs if r.partition != partition or r.offset >= start]
         starts = {**self.starts, partition: start}
-        return CachedRead(pairs, dict(self.ends), dict(self.last), starts, self.tag, self.size)
+        return CachedRead(
+            pairs,
+            dict(self.ends),
+            dict(self.last),
+            starts,
+            self.tag,
+            self.size,
+            frozenset(r.partition for r, _ in pairs),
+        )
 
 
 class Sized(Protocol):

@@ -163,6 +163,13 @@ class SharedLayout:
                 raise ConsumerStoppedError from None  # aclose() stopped the start, not us
             raise
 
+    async def ready_within(self, seconds: float) -> Transport:
+        """:meth:`ready`, bounded by ``seconds`` while the start is still to come."""
+        starting = self._starting
+        if starting is not None and starting.done() and not _failed(starting):
+            return await self.ready()  # started: no deadline to arm
+        return await within(seconds, self.ready())
+
     async def _start(self) -> Transport:
         transport = await self.connect()
         admin = transport.admin
@@ -284,6 +291,14 @@ class SharedLayout:
         """On the view thread: drop rows below ``log_start``."""
         self._rewrites[partition] = self._rewrites.get(partition, 0) + 1
         return self.view.prune(partition, log_start)
+
+    def rewrites(self, partition: int) -> int:
+        """How often the view removed rows of ``partition`` (bumped on the view thread).
+
+        Read on the loop after waiting for an offset, it counts every removal the view applied
+        below that offset (a prune may be counted a little later).
+        """
+        return self._rewrites.get(partition, 0)
 
     def delta_rows(
         self, session: str, partition: int, tag: int | None, since: int, end: int
@@ -559,11 +574,13 @@ class SharedSessionLog:
     ) -> list[tuple[Record, BaseMessage]]:
         layout = self._layout
         deadline = time.monotonic() + timeout
-        transport = await within(timeout, layout.ready())
+        transport = await layout.ready_within(timeout)
         p = self._partition()
         end = await layout.end_offset(transport, p)
         try:
-            await within(max(0.001, deadline - time.monotonic()), layout.applied_up_to(p, end))
+            if layout.applied(p) < end:
+                remaining = max(0.001, deadline - time.monotonic())
+                await within(remaining, layout.applied_up_to(p, end))
         except (asyncio.TimeoutError, TimeoutError):
             if not partial:
                 raise TimeoutError from None
@@ -622,6 +639,8 @@ class SharedSessionLog:
         """Everything below ``end``, decoding only what the cached read of it lacks."""
         layout = self._layout
         cached = layout.cache.get(self.session_id)
+        if cached is not None and cached.ends.get(p, 0) >= end and cached.tag == layout.rewrites(p):
+            return cached.pairs  # nothing new, nothing removed: no call on the view thread
         tag, whole, rows = await self._rows(
             layout.delta_rows,
             self.session_id,
@@ -679,7 +698,7 @@ class SharedSessionLog:
 
     async def _last(self, count: int, timeout: float) -> list[BaseMessage]:
         layout = self._layout
-        transport = await within(timeout, layout.ready())
+        transport = await layout.ready_within(timeout)
         p = self._partition()
         end = await layout.caught_up(transport, p)
         found: list[tuple[Record, BaseMessage]] = []
@@ -706,7 +725,7 @@ class SharedSessionLog:
         write = layout.timeouts.write
         with translating("admin", self.subject, "preparing to write to"):
             try:
-                transport = await within(write, layout.ready())
+                transport = await layout.ready_within(write)
             except (TimeoutError, asyncio.TimeoutError) as exc:
                 raise write_error(self.subject, 0, len(values), exc, indeterminate=False) from exc
         remaining = max(0.001, write - (time.monotonic() - started))

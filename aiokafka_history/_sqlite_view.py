@@ -9,10 +9,11 @@ applied instead of rebuilding.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import os
+import queue
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple, Protocol, TypeVar
@@ -434,11 +435,24 @@ def open_view(view: str | os.PathLike[str] | LocalView | None) -> LocalView:
 
 
 class ViewThread:
-    """The one thread a view runs on; its calls are awaited from the event loop in order."""
+    """The one thread a view runs on; its calls are awaited from the event loop in order.
+
+    Leaner than an executor: a call is a tuple on a queue, and the results of calls that end
+    while the loop is busy go back together, in one wake-up of the loop. A thousand reads at
+    once would otherwise cost a thousand wake-ups (and an executor's locks and futures each).
+    The thread starts with the first call and ends when the view is closed; it is a daemon
+    (a process that exits without closing the client leaves a file view as a crash would,
+    and the view resumes from what it committed).
+    """
 
     def __init__(self, view: LocalView, name: str) -> None:
         self.view = view
-        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=name)
+        self._name = name
+        self._calls: queue.SimpleQueue[_ViewCall | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._ended: list[tuple[asyncio.Future[object], BaseException | None, object]] = []
+        self._posted = False  # a delivery of ``_ended`` is queued on the loop
         self._closed = False
 
     async def run(self, fn: Callable[..., T], *args: object) -> T:
@@ -448,17 +462,72 @@ class ViewThread:
     def submit(self, fn: Callable[..., T], *args: object) -> asyncio.Future[T]:
         """Queue ``fn(*args)`` on the view thread (after what is queued); its future.
 
+        A call whose future is cancelled before it starts does not run.
+
         Raises:
             HistoryClosedError: the view was closed.
         """
         if self._closed:
             raise HistoryClosedError("the local view was closed: the client was closed")
-        return asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._work, name=f"{self._name}_0", daemon=True)
+            self._thread.start()
+        self._calls.put((fn, args, future, loop))  # type: ignore[arg-type]
+        return future
 
     def close(self) -> None:
         """Close the view after what is queued, and stop the thread (does not wait); idempotent."""
         if self._closed:
             return
         self._closed = True
-        self._pool.submit(self.view.close)
-        self._pool.shutdown(wait=False)
+        if self._thread is None:
+            self.view.close()  # never used on a thread of its own
+            return
+        self._calls.put((self.view.close, (), None, None))
+        self._calls.put(None)
+
+    def _work(self) -> None:
+        """The thread: run the calls in order, hand the results back to their loops."""
+        calls = self._calls
+        while (call := calls.get()) is not None:
+            fn, args, future, loop = call
+            if future is not None and future.cancelled():
+                continue
+            error: BaseException | None = None
+            result: object = None
+            try:
+                result = fn(*args)
+            except BaseException as exc:  # handed to the awaiting task, as an executor does
+                error = exc
+            if future is None or loop is None:
+                continue
+            with self._lock:
+                self._ended.append((future, error, result))
+                if self._posted:
+                    continue  # the delivery already queued takes this one too
+                self._posted = True
+            with contextlib.suppress(RuntimeError):  # the loop was closed meanwhile
+                loop.call_soon_threadsafe(self._deliver)
+
+    def _deliver(self) -> None:
+        """On the loop: settle the futures of the calls that ended."""
+        with self._lock:
+            ended, self._ended = self._ended, []
+            self._posted = False
+        for future, error, result in ended:
+            if future.cancelled():
+                continue
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(result)
+
+
+_ViewCall = tuple[
+    Callable[..., object],
+    tuple[object, ...],
+    "asyncio.Future[object] | None",
+    "asyncio.AbstractEventLoop | None",
+]

@@ -163,7 +163,7 @@ class ThreadLog:
         started = loop.time()
         with translating("admin", subject, "preparing to write to"):
             try:
-                transport = await within(write, layout.ready())
+                transport = await layout.ready_within(write)
             except (TimeoutError, asyncio.TimeoutError) as exc:
                 raise write_error(subject, 0, len(values), exc, indeterminate=False) from exc
         remaining = max(0.001, write - (loop.time() - started))

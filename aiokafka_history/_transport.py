@@ -54,9 +54,13 @@ class Transport:
         Concurrent callers share one attempt; a caller cancelled while waiting leaves the
         attempt running for the others, and :meth:`close` ends it.
         """
-        if self._starting is None:
-            self._starting = asyncio.ensure_future(self.admin.start())
-        await asyncio.shield(self._starting)
+        starting = self._starting
+        if starting is None:
+            starting = self._starting = asyncio.ensure_future(self.admin.start())
+        elif starting.done() and not starting.cancelled():
+            starting.result()  # the common case, connected long ago: no shield to arm
+            return
+        await asyncio.shield(starting)
 
     async def diagnose(self, timeout: float) -> BaseException | None:
         """What one fresh connection to the first bootstrap server meets (after a failure)."""
