@@ -205,8 +205,10 @@ class SharedLayout:
         self.rebuilding = bulk
         self.partitions = len(parts)
         self._home = functools.partial(partition_for, partitions=self.partitions)
-        # A session's id and partition (murmur2 in Python: kept for the busiest sessions).
-        self._owner = functools.lru_cache(maxsize=1 << 16)(
+        # A session's id and partition, kept for the busiest sessions. Small: a rebuild meets
+        # each session's records far apart (the cache would only grow the process by tens of
+        # megabytes, not save murmur2s), while a live topic's writers are few at a time.
+        self._owner = functools.lru_cache(maxsize=4096)(
             functools.partial(_owner, partitions=self.partitions)
         )
         self._applied = dict(starts)
