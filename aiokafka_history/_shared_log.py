@@ -633,9 +633,23 @@ class SharedSessionLog:
             position = cursor = rows[-1].offset + 1
         if start == "latest":
             position = end
+        # The stored position only moves past this session's messages. Other records of the
+        # partition (other sessions, and the position record a commit writes itself) need no
+        # commit: a read from the old position finds the same messages, and an idle read that
+        # committed would move the end again, writing a record on every read.
         if commit and position != known:
-            await self._commit(transport, p, position)
+            if taken:
+                await self._commit(transport, p, position)
+            elif begin > (known or 0) and await self._has_messages(known or 0, position):
+                await self._commit(transport, p, position)  # "latest": skips unread messages
         return taken
+
+    async def _has_messages(self, begin: int, end: int) -> bool:
+        """Whether the session has messages with ``begin <= offset < end``."""
+        if begin >= end:
+            return False
+        view = self._layout.view
+        return bool(await self._rows(view.rows, self.session_id, begin, end, 1))
 
     async def _full_read(self, p: int, end: int) -> list[tuple[Record, BaseMessage]]:
         """Everything below ``end``, decoding only what the cached read of it lacks."""

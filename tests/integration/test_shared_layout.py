@@ -431,3 +431,43 @@ async def test_many_sessions_adding_at_once_on_one_partition_all_succeed(
             history = client.history(f"session-{n}", messages_mode="full")
             assert _contents(await history.aget_messages()) == [f"{n}:{t}" for t in range(5)]
         assert len(await client.list_sessions()) == 201
+
+
+async def _end_offsets(bootstrap: str, topic: str, partitions: int) -> int:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        return sum((await consumer.end_offsets(tps)).values())
+    finally:
+        await consumer.stop()
+
+
+async def test_reads_with_nothing_new_write_nothing(
+    kafka_bootstrap: str, kafka_topics: TopicFactory
+) -> None:
+    """A stored position moves only past the session's own messages.
+
+    Committing past the position record a commit writes would move the end again: every idle
+    read (a chain's, on every turn) would write a record.
+    """
+    topic = kafka_topics("shared")
+    options: dict[str, Any] = {"shared_topic": topic, "shared_topic_settings": SMALL}
+    async with AsyncKafkaHistoryClient(kafka_bootstrap, **options) as client:
+        history = client.history("s1")
+        await history.aadd_messages([HumanMessage(content="a"), AIMessage(content="b")])
+        assert _contents(await history.aget_messages()) == ["a", "b"]
+        await client.history("s2").aadd_user_message("another session's")
+        before = await _end_offsets(kafka_bootstrap, topic, 3)
+        for _ in range(5):
+            assert await history.aget_messages() == []
+            assert await history.alast_messages(1) != []
+        assert await _end_offsets(kafka_bootstrap, topic, 3) == before
+        await history.aadd_user_message("c")
+        assert _contents(await history.aget_messages()) == ["c"]
+        assert _contents(await client.history("s2").aget_messages()) == ["another session's"]
+    async with AsyncKafkaHistoryClient(kafka_bootstrap, **options) as again:  # positions kept
+        assert await again.history("s1").aget_messages() == []
+        assert await again.history("s2").aget_messages() == []
+        await again.history("s1").aadd_user_message("d")
+        assert _contents(await again.history("s1").aget_messages()) == ["d"]
