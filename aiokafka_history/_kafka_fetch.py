@@ -90,6 +90,9 @@ class TopicFetcher:
         self._taken: list[_Taken] = []  # parsed lazily: a big response is not one loop stall
         self._resets: dict[int, asyncio.Future[Mapping[int, int]]] = {}
         self._retry_at = 0.0
+        self._error: Exception | None = None  # raised by the next call
+        self._turn = 0  # rotates the order of partitions in requests
+        self._highwater: dict[int, int] = {}  # the last end offset a response gave
         self._hold_until = 0.0  # no new Fetch before it, unless hurried
         self._hurried = asyncio.Event()
         self._closed = False
@@ -105,11 +108,15 @@ class TopicFetcher:
         """Records fetched since the last call, and every partition's position after them.
 
         Waits up to ``timeout`` for some; returns at most ``max_records`` records. ``linger``:
-        after records came, hold the next Fetch back this long (seconds) unless
-        :meth:`hurry` is called, so writes arriving one by one are taken several at a time.
+        after records came, and no partition is known to hold more, hold the next Fetch back
+        this long (seconds) unless :meth:`hurry` is called, so writes arriving one by one are
+        taken several at a time.
         """
         if self._closed:
             raise ConsumerStoppedError
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
         if not self._taken:
             held = self._hold_until - time.monotonic()
             if held > 0:
@@ -129,12 +136,17 @@ class TopicFetcher:
                 raise ConsumerStoppedError
             self._collect()
         rows = self._parse()
-        if rows and linger > 0 and not self._taken:
+        if rows and linger > 0 and not self._taken and not self._behind():
             self._hold_until = time.monotonic() + linger
             self._hurried.clear()
         else:
             self._launch()  # the next fetch runs while the caller applies these
         return rows, dict(self._positions)
+
+    def _behind(self) -> bool:
+        """Whether a partition has more to fetch than the last responses brought."""
+        highwater = self._highwater
+        return any(at < highwater.get(p, 0) for p, at in self._positions.items())
 
     def hurry(self) -> None:
         """Someone waits for what is new: fetch now, not after the linger."""
@@ -176,13 +188,20 @@ class TopicFetcher:
                 by_node.setdefault(node, {})[p] = position
         if leaderless:
             self._refresh()
+        self._turn += 1
         for node, asked in by_node.items():
+            # A new first partition every time: a broker gives only the first partition with
+            # data more than ``partition_bytes`` (a large record whole); the others would wait
+            # for as long as a partition before them keeps getting records.
+            order = list(asked.items())
+            first = self._turn % len(order)
+            order = order[first:] + order[:first]
             request = FetchRequest(
                 self._max_wait_ms,
                 1,
                 self._request_bytes,
                 _READ_UNCOMMITTED,
-                [(self._topic, [(p, at, self._partition_bytes) for p, at in asked.items()])],
+                [(self._topic, [(p, at, self._partition_bytes) for p, at in order])],
             )
             future = asyncio.ensure_future(self._client.send(node, request))
             self._in_flight[node] = (future, asked)
@@ -231,11 +250,12 @@ class TopicFetcher:
         for topic, partitions in response.topics:
             if topic != self._topic:
                 continue
-            for partition, code, _highwater, *data in partitions:
+            for partition, code, highwater, *data in partitions:
                 offset = asked.get(partition)
                 if offset is None or self._positions.get(partition) != offset:
                     continue  # not asked, or reset meanwhile
                 if code == 0:
+                    self._highwater[partition] = highwater
                     self._taken.append(_Taken(partition, MemoryRecords(data[-1]), offset))
                     continue
                 error = for_code(code)
@@ -250,14 +270,30 @@ class TopicFetcher:
     # -- records ---------------------------------------------------------------------------
 
     def _parse(self) -> dict[int, list[KeyedRow]]:
-        """Rows of the taken responses, batch by batch, up to ``max_records``."""
+        """Rows of the taken responses, batch by batch, up to ``max_records``.
+
+        A batch that cannot be read (a CRC that does not match, a compression codec not
+        installed) stops its partition at that batch: the rows before it are returned first,
+        and the error is raised by the next call, so nothing after it is skipped silently.
+        """
         out: dict[int, list[KeyedRow]] = {}
         budget = self._max_records
         while self._taken and budget > 0:
             taken = self._taken[0]
             rows = out.setdefault(taken.partition, [])
             before = len(rows)
-            done = _parse_batches(taken, rows, budget, self._topic)
+            try:
+                done = _parse_batches(taken, rows, budget)
+            except Exception as exc:
+                self._taken.pop(0)  # fetched again from the batch that failed
+                self._positions[taken.partition] = taken.position
+                self._error = _at(exc, self._topic, taken.partition, taken.position)
+                if not rows:
+                    del out[taken.partition]
+                if out:
+                    return out  # what came before it first
+                error, self._error = self._error, None
+                raise error from exc
             budget -= len(rows) - before
             self._positions[taken.partition] = taken.position
             if not rows:
@@ -267,8 +303,23 @@ class TopicFetcher:
         return out
 
 
-def _parse_batches(taken: _Taken, rows: list[KeyedRow], budget: int, topic: str) -> bool:
-    """Append ``taken``'s records to ``rows`` until ``budget`` is spent; whether all are."""
+def _at(exc: Exception, topic: str, partition: int, offset: int) -> Exception:
+    """``exc`` with the position it happened at (never a payload)."""
+    where = f"{topic}[{partition}]@{offset}"
+    error: Exception
+    if isinstance(exc, KafkaError):
+        error = type(exc)(f"the record batch at {where} cannot be read: {exc}")
+    else:
+        error = CorruptRecordException(f"the record batch at {where} cannot be read: {exc!r}")
+    return error
+
+
+def _parse_batches(taken: _Taken, rows: list[KeyedRow], budget: int) -> bool:
+    """Append ``taken``'s records to ``rows`` until ``budget`` is spent; whether all are.
+
+    Raises what reading a batch raised, with ``taken.position`` at that batch and none of its
+    rows in ``rows``.
+    """
     records = taken.records
     start = taken.position
     add = rows.append
@@ -276,14 +327,19 @@ def _parse_batches(taken: _Taken, rows: list[KeyedRow], budget: int, topic: str)
         batch = records.next_batch()
         if batch is None:
             return True
-        if not batch.validate_crc():
-            raise CorruptRecordException(f"invalid CRC in {topic}[{taken.partition}]@{start}")
-        if not batch.is_control_batch:
-            for record in batch:
-                offset = record.offset
-                if offset >= start:  # a batch may begin below the position asked
-                    add((offset, record.timestamp, record.key, record.value))
-                    budget -= 1
+        mark = len(rows)
+        try:
+            if not batch.validate_crc():
+                raise CorruptRecordException("its CRC does not match")
+            if not batch.is_control_batch:
+                for record in batch:
+                    offset = record.offset
+                    if offset >= start:  # a batch may begin below the position asked
+                        add((offset, record.timestamp, record.key, record.value))
+                        budget -= 1
+        except Exception:
+            del rows[mark:]
+            raise
         # Format v2 keeps a batch's last offset when compaction removed its last records.
         start = taken.position = max(start, batch.next_offset)
     return not records.has_next()

@@ -15,6 +15,7 @@ import queue
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple, Protocol, TypeVar
 
@@ -440,19 +441,17 @@ class ViewThread:
     Leaner than an executor: a call is a tuple on a queue, and the results of calls that end
     while the loop is busy go back together, in one wake-up of the loop. A thousand reads at
     once would otherwise cost a thousand wake-ups (and an executor's locks and futures each).
-    The thread starts with the first call and ends when the view is closed; it is a daemon
-    (a process that exits without closing the client leaves a file view as a crash would,
-    and the view resumes from what it committed).
+    The thread starts with the first call and ends when the view is closed, or once this
+    object is collected (it holds no reference to it, so an unclosed client's view is released
+    with it). It is a daemon: a process that exits without closing the client leaves a file
+    view as a crash would, and the view resumes from what it committed.
     """
 
     def __init__(self, view: LocalView, name: str) -> None:
         self.view = view
         self._name = name
-        self._calls: queue.SimpleQueue[_ViewCall | None] = queue.SimpleQueue()
+        self._mailbox = _Mailbox()
         self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-        self._ended: list[tuple[asyncio.Future[object], BaseException | None, object]] = []
-        self._posted = False  # a delivery of ``_ended`` is queued on the loop
         self._closed = False
 
     async def run(self, fn: Callable[..., T], *args: object) -> T:
@@ -471,10 +470,14 @@ class ViewThread:
             raise HistoryClosedError("the local view was closed: the client was closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
+        mailbox = self._mailbox
         if self._thread is None:
-            self._thread = threading.Thread(target=self._work, name=f"{self._name}_0", daemon=True)
+            self._thread = threading.Thread(
+                target=mailbox.work, name=f"{self._name}_0", daemon=True
+            )
             self._thread.start()
-        self._calls.put((fn, args, future, loop))  # type: ignore[arg-type]
+            weakref.finalize(self, mailbox.calls.put, None)  # collected unclosed: stop
+        mailbox.calls.put((fn, args, future, loop))  # type: ignore[arg-type]
         return future
 
     def close(self) -> None:
@@ -485,14 +488,33 @@ class ViewThread:
         if self._thread is None:
             self.view.close()  # never used on a thread of its own
             return
-        self._calls.put((self.view.close, (), None, None))
-        self._calls.put(None)
+        self._mailbox.calls.put((self.view.close, (), None, None))
+        self._mailbox.calls.put(None)
 
-    def _work(self) -> None:
-        """The thread: run the calls in order, hand the results back to their loops."""
-        calls = self._calls
+
+_ViewCall = tuple[
+    Callable[..., object],
+    tuple[object, ...],
+    "asyncio.Future[object] | None",
+    "asyncio.AbstractEventLoop | None",
+]
+
+
+class _Mailbox:
+    """The view thread's queue of calls and what goes back to the loop (no view in it)."""
+
+    def __init__(self) -> None:
+        self.calls: queue.SimpleQueue[_ViewCall | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._ended: list[tuple[asyncio.Future[object], BaseException | None, object]] = []
+        self._posted = False  # a delivery of ``_ended`` is queued on the loop
+
+    def work(self) -> None:
+        """The thread: run the calls in order, hand the results back to their loop."""
+        calls = self.calls
         while (call := calls.get()) is not None:
             fn, args, future, loop = call
+            del call
             if future is not None and future.cancelled():
                 continue
             error: BaseException | None = None
@@ -501,15 +523,28 @@ class ViewThread:
                 result = fn(*args)
             except BaseException as exc:  # handed to the awaiting task, as an executor does
                 error = exc
-            if future is None or loop is None:
-                continue
+            del fn, args
+            if future is not None and loop is not None:
+                self._hand_back(loop, future, error, result)
+
+    def _hand_back(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        future: asyncio.Future[object],
+        error: BaseException | None,
+        result: object,
+    ) -> None:
+        with self._lock:
+            self._ended.append((future, error, result))
+            if self._posted:
+                return  # the delivery already queued takes this one too
+            self._posted = True
+        try:
+            loop.call_soon_threadsafe(self._deliver)
+        except RuntimeError:  # the loop was closed: nobody awaits these any more
             with self._lock:
-                self._ended.append((future, error, result))
-                if self._posted:
-                    continue  # the delivery already queued takes this one too
-                self._posted = True
-            with contextlib.suppress(RuntimeError):  # the loop was closed meanwhile
-                loop.call_soon_threadsafe(self._deliver)
+                self._ended.clear()
+                self._posted = False
 
     def _deliver(self) -> None:
         """On the loop: settle the futures of the calls that ended."""
@@ -519,15 +554,10 @@ class ViewThread:
         for future, error, result in ended:
             if future.cancelled():
                 continue
-            if error is not None:
-                future.set_exception(error)
-            else:
+            if error is None:
                 future.set_result(result)
-
-
-_ViewCall = tuple[
-    Callable[..., object],
-    tuple[object, ...],
-    "asyncio.Future[object] | None",
-    "asyncio.AbstractEventLoop | None",
-]
+                continue
+            try:
+                future.set_exception(error)
+            except TypeError:  # StopIteration cannot travel through a future
+                future.set_exception(RuntimeError(f"{type(error).__name__} raised in the view"))

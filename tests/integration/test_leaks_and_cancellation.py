@@ -9,6 +9,7 @@ import time
 import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +20,7 @@ from aiokafka_history import (
     KafkaHistoryClient,
     KafkaHistoryError,
 )
+from kafkalocal import TopicFactory
 
 
 def _settle(predicate: object, seconds: float = 10.0) -> None:
@@ -174,3 +176,33 @@ async def test_cancelling_the_blocking_historys_awaitable_tail_loses_nothing(
     print(f"\nawaitable blocking tail: {len(received)} received, {cancelled} cancelled waits")
     assert cancelled > 0
     assert received == [str(i) for i in range(-1, 150)]
+
+
+def test_a_dropped_shared_client_releases_its_view_thread_and_file(
+    kafka_bootstrap: str, kafka_topics: TopicFactory, tmp_path: Path
+) -> None:
+    """An unclosed shared client (a crashed handler) lets go of its view once collected: the
+    view's thread ends, and its file (locked while in use) opens in the next client."""
+    topic = kafka_topics("shared")
+    path = tmp_path / "view.sqlite"
+
+    def view_threads() -> list[str]:
+        return [t.name for t in threading.enumerate() if "history-view" in t.name]
+
+    async def use(label: str) -> list[str]:
+        client = AsyncKafkaHistoryClient(kafka_bootstrap, shared_topic=topic, view=path)
+        history = client.history("s1", messages_mode="full")
+        await history.aadd_user_message(label)
+        return [str(m.content) for m in await history.aget_messages()]  # never closed
+
+    before = view_threads()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        assert asyncio.run(use("first")) == ["first"]
+        gc.collect()
+        _settle(lambda: view_threads() == before)
+        assert view_threads() == before
+        assert asyncio.run(use("second")) == ["first", "second"]  # the file was let go
+        gc.collect()
+        _settle(lambda: view_threads() == before)
+    assert view_threads() == before

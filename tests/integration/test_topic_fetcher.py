@@ -18,7 +18,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.client import AIOKafkaClient
-from aiokafka.errors import ConsumerStoppedError
+from aiokafka.errors import ConsumerStoppedError, KafkaError
 from langchain_core.messages import HumanMessage
 
 from aiokafka_history import AsyncKafkaHistoryClient, TopicSettings
@@ -246,3 +246,180 @@ async def test_after_records_the_next_fetch_lingers_until_hurried(
     finally:
         fetcher.close()
         await producer.stop()
+
+
+@pytest.mark.parametrize("codec", ["lz4", "snappy", "zstd", "gzip"])
+async def test_batches_compressed_by_other_producers_are_read(
+    kafka_bootstrap: str, kafka_topics: TopicFactory, codec: str
+) -> None:
+    """A user's other producers may compress with any codec Kafka has; none stops a session."""
+    topic = kafka_topics("shared")
+    raw = b"s1"
+    async with AsyncKafkaHistoryClient(
+        kafka_bootstrap, read_timeout=10, shared_topic=topic, shared_topic_settings=TopicSettings()
+    ) as ours:
+        history = ours.history("s1", messages_mode="full")
+        await history.aadd_user_message("before")
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, compression_type=codec)
+        await producer.start()
+        try:
+            (value,) = encode_messages(
+                [HumanMessage(content=f"in {codec}")], key=raw, max_record_bytes=1 << 20
+            )
+            await producer.send_and_wait(topic, value, key=message_key(raw), partition=0)
+        finally:
+            await producer.stop()
+        await history.aadd_user_message("after")
+        assert [m.content for m in await history.aget_messages()] == [
+            "before",
+            f"in {codec}",
+            "after",
+        ]
+
+
+class _OneResponse:
+    """A client whose first Fetch gets ``payload`` for partition 0; later ones wait."""
+
+    class cluster:  # the attribute aiokafka's client has
+        @staticmethod
+        def leader_for_partition(_: object) -> int:
+            return 1
+
+    def __init__(self, payload: bytes) -> None:
+        self.payload = payload
+        self.sent = 0
+
+    async def send(self, node: int, request: object) -> object:
+        self.sent += 1
+        if self.sent == 1:
+            response = type("Response", (), {})()
+            response.topics = [("t", [(0, 0, 9, 9, -1, [], self.payload)])]
+            return response
+        await asyncio.sleep(3600)
+        raise AssertionError("unreachable")
+
+    def force_metadata_update(self) -> None:
+        pass
+
+
+def _batch(base: int, count: int) -> bytes:
+    from aiokafka.record.default_records import DefaultRecordBatchBuilder
+
+    builder = DefaultRecordBatchBuilder(2, 0, 0, -1, -1, -1, 1 << 20)
+    for i in range(count):
+        builder.append(i, 1000 + i, b"k", b"v%d" % (base + i), [])
+    data = bytearray(builder.build())
+    data[0:8] = base.to_bytes(8, "big", signed=True)  # the base offset is outside the CRC
+    return bytes(data)
+
+
+async def test_a_batch_that_cannot_be_read_stops_its_partition_there() -> None:
+    """The records before it are returned, it is raised, and nothing after it is skipped."""
+    bad = bytearray(_batch(3, 3))
+    bad[-1] ^= 0xFF  # a byte under the CRC
+    fetcher = TopicFetcher(
+        _OneResponse(_batch(0, 3) + bytes(bad) + _batch(6, 3)),
+        "t",
+        {0: 0},
+        log_starts=_log_starts,
+    )
+    try:
+        rows, positions = await fetcher.fetch(1.0)
+        assert [r[0] for r in rows[0]] == [0, 1, 2] and positions == {0: 3}
+        with pytest.raises(KafkaError, match=r"t\[0\]@3 cannot be read") as raised:
+            await fetcher.fetch(0.1)
+        assert "v3" not in str(raised.value)
+        rows, positions = await fetcher.fetch(0.1)
+        assert rows == {} and positions == {0: 3}  # asked again from the bad batch
+    finally:
+        fetcher.close()
+
+
+async def test_a_large_record_is_read_while_another_partition_keeps_getting_writes(
+    kafka_bootstrap: str, kafka_topics: TopicFactory
+) -> None:
+    """A broker lifts the per-partition fetch limit only for the first partition with data:
+    the follower rotates the order, so a busy partition before it never starves it."""
+    topic = kafka_topics("shared")
+    settings = TopicSettings(partition=2)
+
+    def session_on(partition: int, prefix: str) -> str:
+        return next(
+            f"{prefix}{i}"
+            for i in range(1000)
+            if partition_for(f"{prefix}{i}".encode(), 2) == partition
+        )
+
+    async with AsyncKafkaHistoryClient(
+        kafka_bootstrap, read_timeout=5, shared_topic=topic, shared_topic_settings=settings
+    ) as client:
+        big = client.history(session_on(1, "big"), messages_mode="full")
+        assert await big.aget_messages() == []  # the view follows
+        stop = asyncio.Event()
+
+        async def chatter() -> int:  # another client, as another process would be
+            count = 0
+            async with AsyncKafkaHistoryClient(
+                kafka_bootstrap, shared_topic=topic, shared_topic_settings=settings
+            ) as other:
+                busy = other.history(session_on(0, "chat"))
+                while not stop.is_set():
+                    await busy.aadd_user_message("hi")
+                    count += 1
+            return count
+
+        writers = [asyncio.ensure_future(chatter()) for _ in range(3)]
+        try:
+            await asyncio.sleep(2)
+            await big.aadd_user_message("B" * 400_000)  # > the 256 KiB per partition
+            assert [len(str(m.content)) for m in await big.aget_messages()] == [400_000]
+        finally:
+            stop.set()
+            written = sum(await asyncio.gather(*writers))
+        assert written > 50  # the other partition was busy all along
+
+
+async def test_each_fetch_puts_another_partition_first() -> None:
+    """The order a broker serves partitions in (only the first may exceed its byte limit)."""
+
+    class Recording(_OneResponse):
+        def __init__(self) -> None:
+            super().__init__(b"")
+            self.firsts: list[int] = []
+
+        async def send(self, node: int, request: object) -> object:
+            self.firsts.append(request.topics[0][1][0][0])  # type: ignore[attr-defined]
+            response = type("Response", (), {})()
+            response.topics = []
+            return response
+
+    client = Recording()
+    fetcher = TopicFetcher(client, "t", {0: 0, 1: 0, 2: 0}, log_starts=_log_starts)
+    try:
+        for _ in range(6):
+            await fetcher.fetch(0.1)
+    finally:
+        fetcher.close()
+    assert len(client.firsts) >= 6 and set(client.firsts) == {0, 1, 2}
+
+
+async def test_no_linger_while_the_log_holds_more_than_was_fetched() -> None:
+    """A view that is behind (a response capped by its byte limits) fetches on at once."""
+
+    class Behind(_OneResponse):
+        async def send(self, node: int, request: object) -> object:
+            self.sent += 1
+            response = type("Response", (), {})()
+            at = 3 * (self.sent - 1)
+            response.topics = [("t", [(0, 0, 100, 100, -1, [], _batch(at, 3))])]
+            return response
+
+    client = Behind(b"")
+    fetcher = TopicFetcher(client, "t", {0: 0}, log_starts=_log_starts)
+    try:
+        for _ in range(3):
+            rows, _ = await fetcher.fetch(1.0, linger=60.0)
+            assert rows
+    finally:
+        fetcher.close()
+    assert client.sent >= 3
