@@ -366,3 +366,13 @@ def test_numbers_of_any_size_decode_exactly(number: int) -> None:
     decoded = decode_message(value, topic="t", partition=0, offset=0)
     assert decoded.response_metadata == {"n": number, "l": [number, -number]}
     _assert_identical(decoded, messages_from_dict([json.loads(value)])[0])
+
+
+@given(st.binary(max_size=300))
+def test_our_murmur2_is_aiokafkas(data: bytes) -> None:
+    """The shared layout's partitioner: Kafka's murmur2 exactly (aiokafka's as the reference)."""
+    from aiokafka.partitioner import murmur2 as aiokafkas
+
+    from aiokafka_history._shared_keys import murmur2
+
+    assert murmur2(data) == aiokafkas(data)

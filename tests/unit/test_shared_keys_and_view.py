@@ -7,15 +7,12 @@ import time
 from pathlib import Path
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from aiokafka_history import ConfigurationError, InvalidSessionIdError, SqliteView
 from aiokafka_history._shared_keys import (
     check_session_id,
     clear_key,
     message_key,
-    murmur2,
     parse_key,
     partition_for,
     position_key,
@@ -72,13 +69,6 @@ def test_partition_is_kafkas_default_partitioner_of_the_session() -> None:
         raw = name.encode()
         expected = DefaultPartitioner()(raw, list(range(12)), list(range(12)))
         assert partition_for(raw, 12) == expected
-
-
-@given(st.binary(max_size=300))
-def test_our_murmur2_is_aiokafkas(data: bytes) -> None:
-    from aiokafka.partitioner import murmur2 as aiokafkas
-
-    assert murmur2(data) == aiokafkas(data)
 
 
 @pytest.mark.parametrize(
