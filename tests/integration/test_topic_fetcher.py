@@ -30,13 +30,20 @@ from kafkalocal import TopicFactory
 pytestmark = pytest.mark.anyio
 
 
-async def _create(bootstrap: str, topic: str, partitions: int) -> None:
+async def _new_topic(
+    bootstrap: str, topics: TopicFactory, client: AIOKafkaClient, partitions: int
+) -> str:
+    """A fresh topic, its leaders known to ``client``."""
+    topic = topics("fetch")
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
         await admin.create_topics([NewTopic(topic, partitions, 1)])
     finally:
         await admin.close()
+    client.add_topic(topic)
+    await client.force_metadata_update()
+    return topic
 
 
 async def _log_starts(parts: list[int]) -> Mapping[int, int]:
@@ -72,8 +79,7 @@ async def _drain(
 async def test_every_record_once_in_order_from_the_position_asked(
     kafka_bootstrap: str, kafka_topics: TopicFactory, client: AIOKafkaClient
 ) -> None:
-    topic = kafka_topics("fetch")
-    await _create(kafka_bootstrap, topic, 3)
+    topic = await _new_topic(kafka_bootstrap, kafka_topics, client, 3)
     # gzip: each send_batch is one compressed batch, which a fetch returns whole.
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, compression_type="gzip")
     await producer.start()
@@ -86,8 +92,6 @@ async def test_every_record_once_in_order_from_the_position_asked(
         await producer.send_and_wait(topic, None, key=b"gone", partition=0)  # a tombstone
     finally:
         await producer.stop()
-    client.add_topic(topic)
-    await client.force_metadata_update()
     # Partition 1 from the middle of its compressed batch.
     fetcher = TopicFetcher(client, topic, {0: 0, 1: 5, 2: 0}, log_starts=_log_starts)
     try:
@@ -113,8 +117,7 @@ async def test_a_position_past_the_end_is_reset_to_the_log_start(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """As after a topic was deleted and made again: the follower starts over, and says so."""
-    topic = kafka_topics("fetch")
-    await _create(kafka_bootstrap, topic, 1)
+    topic = await _new_topic(kafka_bootstrap, kafka_topics, client, 1)
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
     await producer.start()
     try:
@@ -122,8 +125,6 @@ async def test_a_position_past_the_end_is_reset_to_the_log_start(
             await producer.send_and_wait(topic, b"secret-payload", key=b"k", partition=0)
     finally:
         await producer.stop()
-    client.add_topic(topic)
-    await client.force_metadata_update()
     asked: list[list[int]] = []
 
     async def log_starts(parts: list[int]) -> Mapping[int, int]:
@@ -146,8 +147,7 @@ async def test_a_backlog_comes_in_slices_of_at_most_max_records(
     kafka_bootstrap: str, kafka_topics: TopicFactory, client: AIOKafkaClient
 ) -> None:
     """A rebuild never parses a whole 4 MiB response in one go on the event loop."""
-    topic = kafka_topics("fetch")
-    await _create(kafka_bootstrap, topic, 1)
+    topic = await _new_topic(kafka_bootstrap, kafka_topics, client, 1)
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
     await producer.start()
     try:
@@ -158,8 +158,6 @@ async def test_a_backlog_comes_in_slices_of_at_most_max_records(
             await (await producer.send_batch(batch, topic, partition=0))
     finally:
         await producer.stop()
-    client.add_topic(topic)
-    await client.force_metadata_update()
     fetcher = TopicFetcher(client, topic, {0: 0}, log_starts=_log_starts, max_records=500)
     calls: list[int] = []
     try:
@@ -215,12 +213,9 @@ async def test_after_records_the_next_fetch_lingers_until_hurried(
     kafka_bootstrap: str, kafka_topics: TopicFactory, client: AIOKafkaClient
 ) -> None:
     """Writes arriving one by one are taken several at a time, unless a reader is waiting."""
-    topic = kafka_topics("fetch")
-    await _create(kafka_bootstrap, topic, 1)
+    topic = await _new_topic(kafka_bootstrap, kafka_topics, client, 1)
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
     await producer.start()
-    client.add_topic(topic)
-    await client.force_metadata_update()
     fetcher = TopicFetcher(client, topic, {0: 0}, log_starts=_log_starts)
     try:
         await producer.send_and_wait(topic, b"one", partition=0)
