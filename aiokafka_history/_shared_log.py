@@ -294,13 +294,17 @@ class SharedLayout:
         self._rewrites[partition] = self._rewrites.get(partition, 0) + 1
         return self.view.prune(partition, log_start)
 
-    def rewrites(self, partition: int) -> int:
-        """How often the view removed rows of ``partition`` (bumped on the view thread).
+    async def delta(
+        self, session: str, partition: int, tag: int | None, since: int, end: int
+    ) -> tuple[int, bool, list[Row]]:
+        """:meth:`delta_rows`, without a call on the view thread when nothing can have changed.
 
-        Read on the loop after waiting for an offset, it counts every removal the view applied
-        below that offset (a prune may be counted a little later).
+        A cached read made up to ``since >= end`` at the rewrite count the partition still has
+        lacks nothing (the count is read after the caller waited for ``end``).
         """
-        return self._rewrites.get(partition, 0)
+        if tag is not None and since >= end and tag == self._rewrites.get(partition, 0):
+            return tag, False, []
+        return await self.views.run(self.delta_rows, session, partition, tag, since, end)
 
     def delta_rows(
         self, session: str, partition: int, tag: int | None, since: int, end: int
@@ -384,8 +388,7 @@ class SharedLayout:
 
     async def end_offset(self, transport: Transport, partition: int) -> int:
         """The partition's end offset now (lookups of concurrent calls go together)."""
-        if self._fetcher is not None:
-            self._fetcher.hurry()  # the view fetches what is new while the end is looked up
+        self._hurry()  # the view fetches what is new while the end is looked up
         ends = self._ends
         if ends is None or ends.admin is not transport.admin:
             ends = self._ends = EndOffsets(transport.admin, self.topic)
@@ -407,8 +410,7 @@ class SharedLayout:
             raise ConsumerStoppedError
         # Woken only when its own partition gets there: a thousand readers waiting on
         # different partitions are not all woken by every apply.
-        if self._fetcher is not None:
-            self._fetcher.hurry()
+        self._hurry()
         waiter = (offset, asyncio.get_running_loop().create_future())
         waiters = self._waiters.setdefault(partition, [])
         waiters.append(waiter)
@@ -418,6 +420,11 @@ class SharedLayout:
             if not waiter[1].done():  # cancelled or timed out
                 with contextlib.suppress(ValueError):
                     waiters.remove(waiter)
+
+    def _hurry(self) -> None:
+        """Someone waits for what is new: the follower fetches now, not after its linger."""
+        if self._fetcher is not None:
+            self._fetcher.hurry()
 
     def _release(self, partition: int) -> None:
         """Wake the readers of ``partition`` whose offset is applied."""
@@ -451,8 +458,7 @@ class SharedLayout:
         event = self._advanced
         if event is None or self._closed:
             return
-        if self._fetcher is not None:
-            self._fetcher.hurry()
+        self._hurry()
         with contextlib.suppress(asyncio.TimeoutError, TimeoutError):
             await within(timeout, event.wait())
 
@@ -655,10 +661,7 @@ class SharedSessionLog:
         """Everything below ``end``, decoding only what the cached read of it lacks."""
         layout = self._layout
         cached = layout.cache.get(self.session_id)
-        if cached is not None and cached.ends.get(p, 0) >= end and cached.tag == layout.rewrites(p):
-            return cached.pairs  # nothing new, nothing removed: no call on the view thread
-        tag, whole, rows = await self._rows(
-            layout.delta_rows,
+        tag, whole, rows = await layout.delta(
             self.session_id,
             p,
             None if cached is None else cached.tag,

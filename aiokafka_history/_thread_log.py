@@ -97,8 +97,7 @@ class ThreadLog:
         # Only the rows after the cached read, unless the view removed rows of the partition
         # since (a tombstone, a clear, retention): the layout's own rewrite count says so.
         cached = self._cache.get(thread_id)
-        tag, whole, fresh = await layout.views.run(
-            layout.delta_rows,
+        tag, whole, fresh = await layout.delta(
             thread_id,
             p,
             None if cached is None else cached.tag,
