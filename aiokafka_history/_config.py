@@ -5,15 +5,24 @@ Pure data and validation, no I/O.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import ssl
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypedDict
 
 from ._errors import ConfigurationError
 
-__all__ = ["DEFAULT_TTL_MS", "KafkaOptions", "KafkaSettings", "TopicSettings", "topic_settings"]
+__all__ = [
+    "DEFAULT_TTL_MS",
+    "KafkaOptions",
+    "KafkaSettings",
+    "TopicSettings",
+    "check_kafka_options",
+    "kafka_settings",
+    "topic_settings",
+]
 
 DEFAULT_TTL_MS = 7 * 24 * 60 * 60 * 1000  # 7 days, as langchain_community
 _HOUR_MS = 3_600_000
@@ -126,6 +135,43 @@ class KafkaSettings:
             "connections_max_idle_ms": self.connections_max_idle_ms,
             "retry_backoff_ms": self.retry_backoff_ms,
         }
+
+
+def check_kafka_options(options: Mapping[str, Any], *, parameters: Iterable[str] = ()) -> None:
+    """Refuse a name in a constructor's ``**kafka_options`` that is no :class:`KafkaOptions` key.
+
+    A misspelt option must neither pass silently nor surface as a ``TypeError`` about an
+    internal class. Only names are shown, never values (one may be a password).
+
+    Raises:
+        ConfigurationError: names the unknown option and the closest known name among the
+            options and the constructor's own ``parameters``.
+    """
+    known = KafkaOptions.__optional_keys__
+    for name in options:
+        if name not in known:
+            close = difflib.get_close_matches(name, [*sorted(known), *parameters], n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigurationError(
+                f"unknown option {name!r}{hint}: keyword arguments are the constructor's "
+                f"parameters and these aiokafka connection settings: {', '.join(sorted(known))}"
+            )
+
+
+def kafka_settings(
+    bootstrap_servers: str | list[str],
+    options: Mapping[str, Any],
+    *,
+    parameters: Iterable[str] = (),
+) -> KafkaSettings:
+    """:class:`KafkaSettings` from a constructor's ``**kafka_options``.
+
+    Raises:
+        ConfigurationError: an unknown option (:func:`check_kafka_options`), or a value
+            :class:`KafkaSettings` refuses.
+    """
+    check_kafka_options(options, parameters=parameters)
+    return KafkaSettings(bootstrap_servers, **options)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,6 @@
 import ssl
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -161,3 +163,40 @@ def test_timeouts_must_be_finite_positive_seconds(option: str, value: object) ->
 def test_an_empty_bootstrap_list_is_refused(servers: object) -> None:
     with pytest.raises(ConfigurationError, match="bootstrap_servers is empty"):
         AsyncKafkaHistoryClient(servers)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("constructor", "option", "suggestion"),
+    [
+        ("async client", "requst_timeout_ms", "request_timeout_ms"),
+        ("blocking client", "read_timout", "read_timeout"),
+        ("blocking history", "sasl_pasword", "sasl_plain_password"),
+        ("async history", "message_mode", "messages_mode"),
+        # With client= given, the message is about the name, not "pass either client=".
+        ("async history on a client", "consumer_grup", "consumer_group"),
+        ("blocking history on a client", "ttl", "ttl_ms"),
+    ],
+)
+def test_a_misspelt_option_is_named_with_a_suggestion_and_without_its_value(
+    constructor: str, option: str, suggestion: str
+) -> None:
+    misspelt: dict[str, Any] = {option: SECRET}
+    with AsyncKafkaHistoryClient("b:1") as async_client, KafkaHistoryClient("b:1") as client:
+        make: dict[str, Callable[[], object]] = {
+            "async client": lambda: AsyncKafkaHistoryClient("b:1", **misspelt),
+            "blocking client": lambda: KafkaHistoryClient("b:1", **misspelt),
+            "blocking history": lambda: KafkaChatMessageHistory("s", "b:1", **misspelt),
+            "async history": lambda: AsyncKafkaChatMessageHistory("s", "b:1", **misspelt),
+            "async history on a client": lambda: AsyncKafkaChatMessageHistory(
+                "s", client=async_client, **misspelt
+            ),
+            "blocking history on a client": lambda: KafkaChatMessageHistory(
+                "s", client=client, **misspelt
+            ),
+        }
+        with pytest.raises(ConfigurationError) as caught:
+            make[constructor]()
+    message = str(caught.value)
+    assert f"unknown option {option!r} (did you mean {suggestion!r}?)" in message
+    assert "request_timeout_ms" in message  # the list of the connection settings
+    assert SECRET not in message and SECRET not in repr(caught.value)
