@@ -81,7 +81,15 @@ async def serve(app: FastAPI) -> AsyncIterator[str]:
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     config = uvicorn.Config(
-        app, lifespan="on", log_config=None, log_level="warning", access_log=False, ws="none"
+        app,
+        lifespan="on",
+        log_config=None,
+        log_level="warning",
+        access_log=False,
+        ws="none",
+        # uvicorn closes a keep-alive connection idle for 5 s by default; on a slow machine
+        # httpx could send a request into one as it closed (httpx.ReadError, not our bug).
+        timeout_keep_alive=300,
     )
     server = uvicorn.Server(config)
     failures: list[BaseException] = []
