@@ -9,7 +9,7 @@ import asyncio
 import collections
 import contextlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +33,9 @@ MAX_BATCH_SIZE = 64 * 1024
 SPLIT_BATCH_SIZE = 16 * 1024
 
 _REQUEUE_PAUSE = 0.005  # seconds between tries to queue a batch aiokafka had no room for
+#: While a call waits longer than this, it checks every as long that the producer's metadata
+#: still knows its topic (see ``missing`` of :meth:`Producer.produce`).
+_WATCH_EVERY = 0.2
 #: Calls up to this size (with room for each record's overhead) may share a record batch.
 _SHARED_BATCH_ROOM = MAX_BATCH_SIZE - 1024
 _RECORD_ROOM = 64  # bytes a record may take in a batch beyond its key and value
@@ -133,11 +136,18 @@ class Producer:
         timeout: float,
         keys: Sequence[bytes] | None = None,
         partition: int | None = None,
+        missing: Callable[[], Awaitable[object]] | None = None,
     ) -> ProduceOutcome:
         """Append ``values`` to the key's partition, in order, and wait for acks=all.
 
         ``keys`` (one per value) replace ``key`` on the records, and ``partition`` the
         partition chosen from ``key``; a None value is a tombstone.
+
+        ``missing`` is awaited once, within the timeout, when the call has waited
+        :data:`_WATCH_EVERY` seconds and the producer's metadata does not know ``topic`` (it
+        was deleted under the call): the caller may make the topic again, and the call goes on
+        waiting, so its batch lands instead of being retried until the timeout. Its errors are
+        logged by type and otherwise ignored.
 
         Values that fit :data:`MAX_BATCH_SIZE` go out as one record batch, which Kafka appends
         all or nothing; larger calls go out in batches of about :data:`SPLIT_BATCH_SIZE`.
@@ -155,9 +165,7 @@ class Producer:
         producer = self._current
         known = known_partitions(producer, topic)  # no await when known
         partitions = sorted(
-            known
-            if known
-            else await within(max(0.001, deadline - loop.time()), producer.partitions_for(topic))
+            known if known else await _partitions_for(producer, topic, deadline, missing)
         )
         if partition is None:
             partition = _partitioner(key, partitions, partitions)
@@ -183,7 +191,9 @@ class Producer:
                     futures.append((len(values), _never_done(loop)))
             except Exception as exc:  # refused before reaching the broker
                 error = exc
-            return await self._waited(producer, futures, error, queued_all, deadline, partitions)
+            return await self._waited(
+                producer, topic, futures, error, queued_all, deadline, partitions, missing
+            )
 
         async def send(batch: Any) -> asyncio.Future[Any]:
             return await _send_batch(producer, batch, topic, partition, deadline)
@@ -214,21 +224,22 @@ class Producer:
             error = exc  # what was queued may still be delivered: indeterminate below
         except Exception as exc:  # refused before reaching the broker
             error = exc
-        return await self._waited(producer, futures, error, queued_all, deadline, partitions)
+        return await self._waited(
+            producer, topic, futures, error, queued_all, deadline, partitions, missing
+        )
 
     async def _waited(
         self,
         producer: Any,
+        topic: str,
         futures: list[tuple[int, asyncio.Future[Any]]],
         error: BaseException | None,
         queued_all: bool,
         deadline: float,
         partitions: list[int],
+        missing: Callable[[], Awaitable[object]] | None,
     ) -> ProduceOutcome:
-        waiting = [f for _, f in futures]
-        if waiting:
-            remaining = max(0.0, deadline - asyncio.get_running_loop().time())
-            await asyncio.wait(waiting, timeout=remaining)
+        await _watching([f for _, f in futures], producer, topic, deadline, missing)
         return self._outcome(producer, futures, error, queued_all, partitions)
 
     def _outcome(
@@ -259,6 +270,61 @@ class Producer:
         elif producer_failure(producer) is not None:
             self._replace(f"its sender stopped ({type(producer_failure(producer)).__name__})")
         return ProduceOutcome(acknowledged, error, indeterminate, len(partitions))
+
+
+async def _partitions_for(
+    producer: Any, topic: str, deadline: float, missing: Callable[[], Awaitable[object]] | None
+) -> set[int]:
+    """The topic's partitions as the producer's metadata will know them, by ``deadline``."""
+    remaining = max(0.001, deadline - asyncio.get_running_loop().time())
+    if missing is None:
+        found: set[int] = await within(remaining, producer.partitions_for(topic))
+        return found
+    lookup = asyncio.ensure_future(producer.partitions_for(topic))
+    try:
+        await _watching([lookup], producer, topic, deadline, missing)
+    finally:
+        if not lookup.done():
+            lookup.cancel()
+            await asyncio.wait([lookup])
+    if lookup.cancelled():
+        raise asyncio.TimeoutError()
+    found = lookup.result()
+    return found
+
+
+async def _watching(
+    waiting: Iterable[asyncio.Future[Any]],
+    producer: Any,
+    topic: str,
+    deadline: float,
+    missing: Callable[[], Awaitable[object]] | None,
+) -> None:
+    """Wait for ``waiting`` until ``deadline``; await ``missing`` once if the topic vanishes.
+
+    Without ``missing`` this is one ``asyncio.wait``; with it the wait wakes every
+    :data:`_WATCH_EVERY` seconds to look at the producer's metadata (a dictionary lookup).
+    """
+    loop = asyncio.get_running_loop()
+    pending = set(waiting)
+    while pending:
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            return
+        if missing is None:
+            await asyncio.wait(pending, timeout=remaining)
+            return
+        _, pending = await asyncio.wait(pending, timeout=min(remaining, _WATCH_EVERY))
+        if pending and known_partitions(producer, topic) is None:
+            remake, missing = missing, None
+            try:
+                await within(max(0.001, deadline - loop.time()), remake())
+            except Exception as exc:
+                logger.warning(
+                    "a write's topic %r vanished; making it again failed: %s",
+                    topic,
+                    type(exc).__name__,
+                )
 
 
 @dataclass(slots=True)

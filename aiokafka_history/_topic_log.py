@@ -11,6 +11,7 @@ the group.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -34,6 +35,8 @@ from ._translate import Subject, is_access_error, translating
 from ._transport import Transport
 
 __all__ = ["LogTimeouts", "TopicLayout", "TopicSessionLog", "TopicTail"]
+
+logger = logging.getLogger("aiokafka_history")
 
 #: Added to every call's own timeout: the time to notice the deadline and clean up.
 MARGIN = 1.0
@@ -501,7 +504,9 @@ class TopicSessionLog:
                 raise write_error(self._subject, 0, len(values), exc, indeterminate=False) from exc
         remaining = max(0.001, timeouts.write - (time.monotonic() - started))
         try:
-            outcome = await transport.producer.produce(self.topic, key, values, timeout=remaining)
+            outcome = await transport.producer.produce(
+                self.topic, key, values, timeout=remaining, missing=self._make_again
+            )
         except (TimeoutError, asyncio.TimeoutError, KafkaError) as exc:
             if is_access_error(exc):
                 with translating("admin", self._subject, "writing to"):
@@ -514,6 +519,19 @@ class TopicSessionLog:
         if isinstance(error, UnknownTopicOrPartitionError) or outcome.indeterminate:
             self._layout.forget(self.topic)
         raise_for_outcome(self._subject, len(values), outcome)
+
+    async def _make_again(self) -> None:
+        """Make the topic again: it vanished under a write (another client deleted the session).
+
+        As a session's first write does; the pending write then lands instead of timing out.
+        """
+        logger.info(
+            "a write's producer no longer knows session topic %r (deleted by another client?);"
+            " creating it if it is missing",
+            self.topic,
+        )
+        self._layout.forget(self.topic)
+        await self._partitions(create=True)
 
     async def truncate(self) -> None:
         """See :meth:`~._session_log.SessionLog.truncate` (Kafka's DeleteRecords)."""

@@ -170,6 +170,39 @@ async def test_a_topic_deleted_and_recreated_by_others_is_noticed(
         assert len(contents) == outcomes.count("ok") or "SessionWriteError" in outcomes
 
 
+@pytest.mark.anyio
+@pytest.mark.parametrize("metadata", ["stale", "refreshed"])
+async def test_a_write_after_another_client_deleted_the_session_starts_it_afresh(
+    kafka_bootstrap: str, session_id: str, metadata: str
+) -> None:
+    # Writing to a session that has no topic creates it; that stays true when another client
+    # deleted it after we wrote to it. Before, the write failed after write_timeout (aiokafka
+    # retries a batch for a deleted topic until then) and said the outcome was unknown.
+    write_timeout = 20.0
+    async with (
+        AsyncKafkaHistoryClient(kafka_bootstrap, write_timeout=write_timeout) as ours,
+        AsyncKafkaHistoryClient(kafka_bootstrap) as other,
+    ):
+        history = ours.history(session_id, messages_mode="full")
+        await history.aadd_user_message("before")
+        assert await other.delete_session(session_id) is True
+        for _ in range(100):  # the deletion has reached the broker's metadata
+            if not await other.session_exists(session_id):
+                break
+            await asyncio.sleep(0.1)
+        if metadata == "refreshed":
+            # A write to another session refreshes our producer's metadata, which then no
+            # longer knows the deleted topic (the write below waits for its partitions).
+            await ours.history(f"{session_id}-other").aadd_user_message("x")
+            await ours.delete_session(f"{session_id}-other")
+        began = asyncio.get_running_loop().time()
+        await history.aadd_user_message("after")
+        took = asyncio.get_running_loop().time() - began
+        assert _contents(await history.aget_messages()) == ["after"]
+        assert await other.session_exists(session_id)
+    assert took < write_timeout / 2, f"the write took {took:.1f} s"
+
+
 def test_reserved_names_are_refused_before_any_kafka_call(kafka_bootstrap: str) -> None:
     with KafkaHistoryClient(kafka_bootstrap) as client:
         for hostile in ("__consumer_offsets", "__cluster_metadata", "_schemas"):
