@@ -353,4 +353,4 @@ class Engine(Closeable):
 
 
 # The engine's own keyword parameters: suggestions for a misspelt option.
-_ENGINE_PARAMETERS = tuple(inspect.signature(Engine.__init__).parameters)[2:-1]
+_ENGINE_PARAMETERS = tuple(inspect.signature(Engine.__init__).parameters)[1:-1]

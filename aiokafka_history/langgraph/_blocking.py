@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import copy
+import inspect
 import os
 from collections.abc import AsyncIterator, Collection, Iterator, Sequence
 from typing import Any
@@ -20,7 +21,7 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from typing_extensions import Unpack
 
-from .._config import KafkaOptions, TopicSettings
+from .._config import KafkaOptions, TopicSettings, check_kafka_options
 from .._errors import ConfigurationError
 from .._sqlite_view import LocalView
 from .._sync import KafkaHistoryClient
@@ -82,7 +83,12 @@ class KafkaSaver(BaseCheckpointSaver[str]):
         close_timeout: float = 10.0,
         **kafka_options: Unpack[KafkaOptions],
     ) -> Iterator[KafkaSaver]:
-        """A saver on connections of its own, closed when the block ends."""
+        """A saver on connections of its own, closed when the block ends.
+
+        Raises:
+            ConfigurationError: an option breaks a rule, or is unknown.
+        """
+        check_kafka_options(kafka_options, parameters=_FROM_CONN_STRING_PARAMETERS)
         with KafkaHistoryClient(
             bootstrap_servers,
             read_timeout=read_timeout,
@@ -233,3 +239,8 @@ class KafkaSaver(BaseCheckpointSaver[str]):
     async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         """:meth:`prune` awaited from another event loop."""
         await self.client.acall(self._prune, thread_ids, strategy)
+
+
+# from_conn_string's own keyword parameters: suggestions for a misspelt option (not the
+# client's, which would point at options of the chat layout).
+_FROM_CONN_STRING_PARAMETERS = tuple(inspect.signature(KafkaSaver.from_conn_string).parameters)[:-1]

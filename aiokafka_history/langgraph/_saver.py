@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 import random
 import uuid
@@ -24,7 +25,7 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 from typing_extensions import Unpack
 
 from .._client import AsyncKafkaHistoryClient
-from .._config import KafkaOptions, TopicSettings
+from .._config import KafkaOptions, TopicSettings, check_kafka_options
 from .._errors import ConfigurationError
 from .._sqlite_view import LocalView
 from .._thread_log import ThreadLog
@@ -115,8 +116,9 @@ class AsyncKafkaSaver(BaseCheckpointSaver[str]):
                 ...
 
         Raises:
-            ConfigurationError: an option breaks a rule.
+            ConfigurationError: an option breaks a rule, or is unknown.
         """
+        check_kafka_options(kafka_options, parameters=_FROM_CONN_STRING_PARAMETERS)
         async with AsyncKafkaHistoryClient(
             bootstrap_servers,
             read_timeout=read_timeout,
@@ -406,3 +408,10 @@ def _config(thread_id: str, ns: str, checkpoint_id: str) -> RunnableConfig:
             "checkpoint_id": checkpoint_id,
         }
     }
+
+
+# from_conn_string's own keyword parameters: suggestions for a misspelt option (not the
+# client's, which would point at options of the chat layout).
+_FROM_CONN_STRING_PARAMETERS = tuple(
+    inspect.signature(AsyncKafkaSaver.from_conn_string).parameters
+)[:-1]

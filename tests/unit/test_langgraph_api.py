@@ -40,3 +40,30 @@ def test_every_async_method_is_implemented_and_has_a_blocking_twin(name: str) ->
     assert inspect.signature(getattr(KafkaSaver, name)).parameters.keys() == (
         inspect.signature(getattr(AsyncKafkaSaver, name)).parameters.keys()
     )
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("option", "suggestion"),
+    [
+        ("topic_setings", "topic_settings"),
+        ("topc", "topic"),
+        ("sasl_pasword", "sasl_plain_password"),
+    ],
+)
+async def test_a_misspelt_from_conn_string_option_names_the_savers_own_parameter(
+    option: str, suggestion: str
+) -> None:
+    # Not the client's `shared_topic_settings`, which would silently set the chat layout.
+    from aiokafka_history import ConfigurationError
+
+    misspelt = {option: "s3cr3t"}
+    with (
+        pytest.raises(ConfigurationError, match=f"did you mean {suggestion!r}") as caught,
+        KafkaSaver.from_conn_string("b:1", **misspelt),  # type: ignore[arg-type]
+    ):
+        pass
+    assert "s3cr3t" not in str(caught.value)
+    with pytest.raises(ConfigurationError, match=f"did you mean {suggestion!r}"):
+        async with AsyncKafkaSaver.from_conn_string("b:1", **misspelt):  # type: ignore[arg-type]
+            pass
