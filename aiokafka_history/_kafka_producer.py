@@ -11,7 +11,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaTimeoutError, ProducerClosed
@@ -41,6 +41,7 @@ _SHARED_BATCH_ROOM = MAX_BATCH_SIZE - 1024
 _RECORD_ROOM = 64  # bytes a record may take in a batch beyond its key and value
 
 logger = logging.getLogger("aiokafka_history")
+T = TypeVar("T")
 _partitioner = DefaultPartitioner()
 
 
@@ -143,11 +144,11 @@ class Producer:
         ``keys`` (one per value) replace ``key`` on the records, and ``partition`` the
         partition chosen from ``key``; a None value is a tombstone.
 
-        ``missing`` is awaited once, within the timeout, when the call has waited
-        :data:`_WATCH_EVERY` seconds and the producer's metadata does not know ``topic`` (it
-        was deleted under the call): the caller may make the topic again, and the call goes on
-        waiting, so its batch lands instead of being retried until the timeout. Its errors are
-        logged by type and otherwise ignored.
+        ``missing`` is started once (as a task) when the call has waited :data:`_WATCH_EVERY`
+        seconds and the producer's metadata does not know ``topic`` (it was deleted under the
+        call): the caller may make the topic again, so the batch lands instead of being
+        retried until the timeout. The call keeps waiting meanwhile and cancels it when it
+        ends; its errors are logged by type and otherwise ignored.
 
         Values that fit :data:`MAX_BATCH_SIZE` go out as one record batch, which Kafka appends
         all or nothing; larger calls go out in batches of about :data:`SPLIT_BATCH_SIZE`.
@@ -163,9 +164,30 @@ class Producer:
         if started is None or not started.done() or _failed(started):
             await within(max(0.001, deadline - loop.time()), self.start())
         producer = self._current
+        watch = None if missing is None else _Watch(producer, topic, missing)
+        try:
+            return await self._produce(
+                producer, topic, key, values, deadline, keys, partition, watch
+            )
+        finally:
+            if watch is not None:
+                await watch.close()
+
+    async def _produce(
+        self,
+        producer: Any,
+        topic: str,
+        key: bytes,
+        values: Sequence[bytes | None],
+        deadline: float,
+        keys: Sequence[bytes] | None,
+        partition: int | None,
+        watch: _Watch | None,
+    ) -> ProduceOutcome:
+        loop = asyncio.get_running_loop()
         known = known_partitions(producer, topic)  # no await when known
         partitions = sorted(
-            known if known else await _partitions_for(producer, topic, deadline, missing)
+            known if known else await _by(deadline, producer.partitions_for(topic), watch)
         )
         if partition is None:
             partition = _partitioner(key, partitions, partitions)
@@ -192,7 +214,7 @@ class Producer:
             except Exception as exc:  # refused before reaching the broker
                 error = exc
             return await self._waited(
-                producer, topic, futures, error, queued_all, deadline, partitions, missing
+                producer, futures, error, queued_all, deadline, partitions, watch
             )
 
         async def send(batch: Any) -> asyncio.Future[Any]:
@@ -218,28 +240,25 @@ class Producer:
                 futures.append((count, await send(batch)))
 
         try:
-            await within(max(0.001, deadline - loop.time()), queue())
+            await _by(deadline, queue(), watch)
             queued_all = True
         except (asyncio.TimeoutError, TimeoutError) as exc:
             error = exc  # what was queued may still be delivered: indeterminate below
         except Exception as exc:  # refused before reaching the broker
             error = exc
-        return await self._waited(
-            producer, topic, futures, error, queued_all, deadline, partitions, missing
-        )
+        return await self._waited(producer, futures, error, queued_all, deadline, partitions, watch)
 
     async def _waited(
         self,
         producer: Any,
-        topic: str,
         futures: list[tuple[int, asyncio.Future[Any]]],
         error: BaseException | None,
         queued_all: bool,
         deadline: float,
         partitions: list[int],
-        missing: Callable[[], Awaitable[object]] | None,
+        watch: _Watch | None,
     ) -> ProduceOutcome:
-        await _watching([f for _, f in futures], producer, topic, deadline, missing)
+        await _watching([f for _, f in futures], deadline, watch)
         return self._outcome(producer, futures, error, queued_all, partitions)
 
     def _outcome(
@@ -272,38 +291,53 @@ class Producer:
         return ProduceOutcome(acknowledged, error, indeterminate, len(partitions))
 
 
-async def _partitions_for(
-    producer: Any, topic: str, deadline: float, missing: Callable[[], Awaitable[object]] | None
-) -> set[int]:
-    """The topic's partitions as the producer's metadata will know them, by ``deadline``."""
-    remaining = max(0.001, deadline - asyncio.get_running_loop().time())
-    if missing is None:
-        found: set[int] = await within(remaining, producer.partitions_for(topic))
-        return found
-    lookup = asyncio.ensure_future(producer.partitions_for(topic))
-    try:
-        await _watching([lookup], producer, topic, deadline, missing)
-    finally:
-        if not lookup.done():
-            lookup.cancel()
-            await asyncio.wait([lookup])
-    if lookup.cancelled():
-        raise asyncio.TimeoutError()
-    found = lookup.result()
-    return found
+class _Watch:
+    """A call's check that its topic is still known, while the call waits.
+
+    When the producer's metadata no longer knows the topic, ``missing`` starts once, as a
+    task of its own (the call keeps waiting meanwhile); :meth:`close` ends it with the call.
+    """
+
+    __slots__ = ("_missing", "_task", "producer", "topic")
+
+    def __init__(self, producer: Any, topic: str, missing: Callable[[], Awaitable[object]]):
+        self.producer = producer
+        self.topic = topic
+        self._missing: Callable[[], Awaitable[object]] | None = missing
+        self._task: asyncio.Task[object] | None = None
+
+    @property
+    def armed(self) -> bool:
+        return self._missing is not None
+
+    def check(self) -> None:
+        if self._missing is not None and known_partitions(self.producer, self.topic) is None:
+            missing, self._missing = self._missing, None
+            self._task = asyncio.ensure_future(missing())
+            self._task.add_done_callback(self._log_failure)
+
+    def _log_failure(self, task: asyncio.Task[object]) -> None:
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            logger.info(
+                "a write's producer lost topic %r; making sure it exists failed: %s",
+                self.topic,
+                type(exc).__name__,
+            )
+
+    async def close(self) -> None:
+        task = self._task
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait([task])
 
 
 async def _watching(
-    waiting: Iterable[asyncio.Future[Any]],
-    producer: Any,
-    topic: str,
-    deadline: float,
-    missing: Callable[[], Awaitable[object]] | None,
+    waiting: Iterable[asyncio.Future[Any]], deadline: float, watch: _Watch | None
 ) -> None:
-    """Wait for ``waiting`` until ``deadline``; await ``missing`` once if the topic vanishes.
+    """Wait for ``waiting`` until ``deadline``, checking the ``watch`` meanwhile.
 
-    Without ``missing`` this is one ``asyncio.wait``; with it the wait wakes every
-    :data:`_WATCH_EVERY` seconds to look at the producer's metadata (a dictionary lookup).
+    Without a watch (or once it fired) this is one ``asyncio.wait``; with it the wait wakes
+    every :data:`_WATCH_EVERY` seconds for a dictionary lookup in the producer's metadata.
     """
     loop = asyncio.get_running_loop()
     pending = set(waiting)
@@ -311,20 +345,28 @@ async def _watching(
         remaining = deadline - loop.time()
         if remaining <= 0:
             return
-        if missing is None:
+        if watch is None or not watch.armed:
             await asyncio.wait(pending, timeout=remaining)
             return
         _, pending = await asyncio.wait(pending, timeout=min(remaining, _WATCH_EVERY))
-        if pending and known_partitions(producer, topic) is None:
-            remake, missing = missing, None
-            try:
-                await within(max(0.001, deadline - loop.time()), remake())
-            except Exception as exc:
-                logger.warning(
-                    "a write's topic %r vanished; making it again failed: %s",
-                    topic,
-                    type(exc).__name__,
-                )
+        if pending:
+            watch.check()
+
+
+async def _by(deadline: float, awaitable: Awaitable[T], watch: _Watch | None) -> T:
+    """``awaitable``'s result by ``deadline`` (else ``TimeoutError``), checking the watch."""
+    if watch is None:
+        return await within(max(0.001, deadline - asyncio.get_running_loop().time()), awaitable)
+    task = asyncio.ensure_future(awaitable)
+    try:
+        await _watching([task], deadline, watch)
+    finally:
+        if not task.done():
+            task.cancel()
+            await asyncio.wait([task])
+    if task.cancelled():
+        raise asyncio.TimeoutError()
+    return task.result()
 
 
 @dataclass(slots=True)

@@ -521,17 +521,17 @@ class TopicSessionLog:
         raise_for_outcome(self._subject, len(values), outcome)
 
     async def _make_again(self) -> None:
-        """Make the topic again: it vanished under a write (another client deleted the session).
+        """Make the topic again if it is gone: another client deleted the session under a write.
 
         As a session's first write does; the pending write then lands instead of timing out.
+        (Called when the write's producer no longer knows the topic, which is also the case,
+        briefly, for a topic it has not written to lately.)
         """
-        logger.info(
-            "a write's producer no longer knows session topic %r (deleted by another client?);"
-            " creating it if it is missing",
-            self.topic,
-        )
         self._layout.forget(self.topic)
-        await self._partitions(create=True)
+        transport, parts = await self._partitions(create=False)
+        if parts is None:
+            logger.info("session topic %r vanished under a write; creating it again", self.topic)
+            await self._layout.partitions(transport, self.topic, self.settings)
 
     async def truncate(self) -> None:
         """See :meth:`~._session_log.SessionLog.truncate` (Kafka's DeleteRecords)."""

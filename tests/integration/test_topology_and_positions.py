@@ -172,8 +172,9 @@ async def test_a_topic_deleted_and_recreated_by_others_is_noticed(
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("metadata", ["stale", "refreshed"])
+@pytest.mark.parametrize("size", ["one batch", "several batches"])
 async def test_a_write_after_another_client_deleted_the_session_starts_it_afresh(
-    kafka_bootstrap: str, session_id: str, metadata: str
+    kafka_bootstrap: str, session_id: str, metadata: str, size: str
 ) -> None:
     # Writing to a session that has no topic creates it; that stays true when another client
     # deleted it after we wrote to it. Before, the write failed after write_timeout (aiokafka
@@ -195,10 +196,13 @@ async def test_a_write_after_another_client_deleted_the_session_starts_it_afresh
             # longer knows the deleted topic (the write below waits for its partitions).
             await ours.history(f"{session_id}-other").aadd_user_message("x")
             await ours.delete_session(f"{session_id}-other")
+        # Several batches: a later batch waits in aiokafka behind the first, undeliverable one.
+        count = 1 if size == "one batch" else 100
+        after = [HumanMessage(content=f"after {i} " + "x" * 2000) for i in range(count)]
         began = asyncio.get_running_loop().time()
-        await history.aadd_user_message("after")
+        await history.aadd_messages(after)
         took = asyncio.get_running_loop().time() - began
-        assert _contents(await history.aget_messages()) == ["after"]
+        assert _contents(await history.aget_messages()) == _contents(after)
         assert await other.session_exists(session_id)
     assert took < write_timeout / 2, f"the write took {took:.1f} s"
 
