@@ -2,9 +2,9 @@
 
 aiokafka offers no public way to send a raw request over a client's connections (an
 admin's, or a consumer's for the view's own fetches), to count open sockets, to see that a
-producer's sender died, or to stop a producer that cannot flush. These few functions do it;
-``tests/unit/test_architecture.py`` fails as soon as an
-aiokafka release moves what they rely on (the ``aiokafka`` range in ``pyproject.toml`` is
+producer's sender died or that a connection got a transport, or to stop a producer that
+cannot flush. These few functions do it; ``tests/unit/test_architecture.py`` fails as soon
+as an aiokafka release moves what they rely on (the ``aiokafka`` range in ``pyproject.toml`` is
 capped below the next minor release for the same reason).
 """
 
@@ -17,6 +17,7 @@ from typing import Any
 __all__ = [
     "admin_any_node",
     "admin_send",
+    "connection_made",
     "consumer_client",
     "force_stop_producer",
     "known_partitions",
@@ -36,6 +37,11 @@ def admin_any_node(admin: Any) -> int:
     if node is None:
         raise ConnectionError("the admin client knows no broker yet")
     return node
+
+
+def connection_made(conn: Any) -> bool:
+    """Whether an ``AIOKafkaConnection`` got a transport (its close then has an end to wait for)."""
+    return conn._protocol is not None
 
 
 def consumer_client(consumer: Any) -> Any:

@@ -12,10 +12,14 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
-from aiokafka.conn import collect_hosts, create_conn
+from aiokafka.conn import AIOKafkaConnection, collect_hosts
 from aiokafka.protocol.metadata import MetadataRequest
 
+from ._kafka_internals import connection_made
+
 __all__ = ["probe_connection"]
+
+_CLOSE_WAIT = 1.0  # seconds to wait for the probe's connection to be released
 
 _CONNECTION_KEYS = (
     "client_id",
@@ -39,15 +43,16 @@ async def probe_connection(
         return None
     host, port, _family = hosts[0]
     options = {k: client_kwargs[k] for k in _CONNECTION_KEYS if k in client_kwargs}
-    conn: Any = None
+    conn: Any = AIOKafkaConnection(host, port, request_timeout_ms=int(timeout * 1000), **options)
     try:
-        conn = await asyncio.wait_for(
-            create_conn(host, port, request_timeout_ms=int(timeout * 1000), **options), timeout
-        )
+        await asyncio.wait_for(conn.connect(), timeout)
         await asyncio.wait_for(conn.send(MetadataRequest([])), timeout)
     except Exception as exc:
         return exc
     finally:
-        if conn is not None:
-            conn.close()
+        # Wait (briefly) until the socket is released: a TLS connection closes only after its
+        # close_notify exchange, and one still closing when the caller's loop ends is leaked.
+        closed = conn.close()
+        if closed is not None and connection_made(conn):
+            await asyncio.wait([closed], timeout=_CLOSE_WAIT)
     return None

@@ -8,6 +8,8 @@ their own prefix (``tenant-a.`` / ``tenant-b.``) and nothing else.
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import ssl
 import time
 import uuid
@@ -22,8 +24,10 @@ from aiokafka_history import (
     AsyncKafkaHistoryClient,
     AuthenticationError,
     BrokerUnavailableError,
+    KafkaSettings,
     NotAuthorizedError,
 )
+from aiokafka_history._kafka_probe import probe_connection
 from kafkalocal import SecureKafka, TopicFactory
 
 pytestmark = pytest.mark.anyio
@@ -357,3 +361,44 @@ async def test_a_certificate_that_does_not_check_out_is_refused(
 
     assert "TLS" in str(caught.value)
     assert elapsed < FAST_S
+
+
+def _open_transports(loop: asyncio.AbstractEventLoop) -> list[object]:
+    """The loop's socket transports whose socket is still open (TLS ones included)."""
+    return [
+        t
+        for t in gc.get_objects()
+        if isinstance(t, asyncio.selector_events._SelectorSocketTransport)
+        and t._loop is loop
+        and t._sock is not None
+    ]
+
+
+@pytest.mark.parametrize("mistake", ["wrong password", "no TLS on the client"])
+async def test_the_diagnosing_connection_is_released_when_the_error_is_raised(
+    kafka_secure: SecureKafka, tenant_a: Tenant, mistake: str
+) -> None:
+    # After a failed connect the client connects once more to say why. That connection must
+    # be gone when the error is raised: a TLS connection closes only after its close_notify
+    # exchange, and one still closing when the caller's loop ends leaks its socket (a
+    # ResourceWarning at some later garbage collection, in a test it has nothing to do with).
+    settings = KafkaSettings(
+        kafka_secure.sasl_ssl,
+        security_protocol="SASL_SSL",
+        ssl_context=ssl.create_default_context(cafile=str(kafka_secure.ca_file)),
+        sasl_mechanism="SCRAM-SHA-512",
+        sasl_plain_username=tenant_a.name,
+        sasl_plain_password=tenant_a.password
+        if mistake != "wrong password"
+        else f"wrong-{uuid.uuid4().hex}",
+    )
+    kwargs = dict(settings.client_kwargs())
+    if mistake == "no TLS on the client":
+        kwargs.update(security_protocol="SASL_PLAINTEXT", ssl_context=None)
+    loop = asyncio.get_running_loop()
+    assert _open_transports(loop) == []
+
+    error = await probe_connection(kwargs, timeout=10)
+
+    assert error is not None
+    assert _open_transports(loop) == []

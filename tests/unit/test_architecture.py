@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.conn import AIOKafkaConnection
 
 import aiokafka_history
 from aiokafka_history import _kafka_internals
@@ -74,6 +75,7 @@ async def test_the_aiokafka_internals_we_rely_on_are_still_there() -> None:
         assert _kafka_internals.open_sockets(producer, admin, consumer) == 0
         assert _kafka_internals.producer_failure(producer) is None
         assert _kafka_internals.known_partitions(producer, "t") is None  # no metadata yet
+        assert _kafka_internals.connection_made(AIOKafkaConnection("127.0.0.1", 1)) is False
         await _kafka_internals.force_stop_producer(producer, 1.0)
         assert producer._closed is True
     finally:
