@@ -21,30 +21,26 @@ from ._log_writes import raise_for_outcome, write_error
 from ._read_cache import ReadCache
 from ._shared_keys import check_session_id, message_key, partition_for
 from ._shared_log import SharedLayout
-from ._thread_records import (
-    KEY_ID_BYTES,
-    Assembled,
-    assemble,
-    frame_unit,
-    record_count,
-)
+from ._thread_records import KEY_ID_BYTES, ThreadIndex, frame_unit, record_count
 from ._topic_log import MARGIN
 from ._translate import Subject, is_access_error, translating
 
 __all__ = ["ThreadLog"]
 
 _PUT_ID_BYTES = 8
-_CACHE_BYTES = 64 * 1024 * 1024  # rows kept between reads, over every thread
+_CACHE_BYTES = 64 * 1024 * 1024  # memory of the indexes kept between reads
+#: An index holds each unit's bytes and its decoded values: about twice the records' bytes.
+_HELD_PER_BYTE = 2
 
 
 @dataclass(frozen=True, slots=True)
-class _CachedRows:
-    """A thread's rows as last read: up to ``end``, at the partition's rewrite count ``tag``."""
+class _CachedIndex:
+    """A thread's index as last read, at the partition's rewrite count ``tag``."""
 
-    rows: list[tuple[int, bytes | None]]
-    end: int
+    index: ThreadIndex
+    end: int  # the index holds every row of the thread below this offset
     tag: int
-    size: int  # bytes of the values
+    size: int  # about the memory it holds
 
 
 class ThreadLog:
@@ -52,8 +48,9 @@ class ThreadLog:
 
     def __init__(self, layout: SharedLayout) -> None:
         self._layout = layout
-        # The rows of recently read threads: a read then fetches only what came after.
-        self._cache: ReadCache[_CachedRows] = ReadCache(_CACHE_BYTES)
+        # The indexes of recently read threads: a read then fetches and folds only what came
+        # after.
+        self._cache: ReadCache[_CachedIndex] = ReadCache(_CACHE_BYTES)
 
     @property
     def topic(self) -> str:
@@ -76,8 +73,11 @@ class ThreadLog:
 
     # -- reads ------------------------------------------------------------------------------
 
-    async def read(self, thread_id: str) -> Assembled:
-        """Every committed unit of ``thread_id``, in offset order (read-your-writes).
+    async def read(self, thread_id: str) -> ThreadIndex:
+        """The index of every committed unit of ``thread_id`` (read-your-writes).
+
+        The index is shared with later reads, which may fold newer rows into it: callers
+        only read it. A read after rows were removed (a deletion, retention) builds a new one.
 
         Raises:
             InvalidSessionIdError: ``thread_id`` is not a valid id.
@@ -86,15 +86,14 @@ class ThreadLog:
         raw = check_session_id(thread_id, "thread_id")
         layout = self._layout
         with translating("read", self._subject(thread_id), "reading"):
-            rows = await within(layout.timeouts.read + MARGIN, self._rows(thread_id, raw))
-        return assemble(rows)
+            return await within(layout.timeouts.read + MARGIN, self._index(thread_id, raw))
 
-    async def _rows(self, thread_id: str, raw: bytes) -> list[tuple[int, bytes | None]]:
+    async def _index(self, thread_id: str, raw: bytes) -> ThreadIndex:
         layout = self._layout
         transport = await layout.ready()
         p = partition_for(raw, layout.partitions)
         end = await layout.caught_up(transport, p)
-        # Only the rows after the cached read, unless the view removed rows of the partition
+        # Only the rows after the cached index, unless the view removed rows of the partition
         # since (a tombstone, a clear, retention): the layout's own rewrite count says so.
         cached = self._cache.get(thread_id)
         tag, whole, fresh = await layout.delta(
@@ -104,16 +103,21 @@ class ThreadLog:
             0 if cached is None else cached.end,
             end,
         )
-        new = [(r.offset, r.value) for r in fresh]
-        size = sum(len(v or b"") for _, v in new)
-        if cached is not None and not whole:
-            if not new:
-                return cached.rows
-            entry = _CachedRows(cached.rows + new, max(end, cached.end), tag, cached.size + size)
-        else:
-            entry = _CachedRows(new, end, tag, size)
-        self._cache.put(thread_id, entry)
-        return entry.rows
+        rows = ((r.offset, r.value) for r in fresh)
+        if cached is None or whole:
+            index = ThreadIndex()
+            size = _HELD_PER_BYTE * index.feed(rows)
+            self._cache.put(thread_id, _CachedIndex(index, end, tag, size))
+            return index
+        # The index folds only rows it does not hold: another read may have folded some of
+        # these meanwhile, into the same index.
+        index = cached.index
+        size = _HELD_PER_BYTE * index.feed(rows)
+        latest = self._cache.get(thread_id)
+        if latest is not None and latest.index is index:  # not evicted nor rebuilt meanwhile
+            entry = _CachedIndex(index, max(end, latest.end), tag, latest.size + size)
+            self._cache.put(thread_id, entry)
+        return index
 
     async def threads(self) -> list[str]:
         """Every thread with records, sorted (reads every partition).

@@ -37,6 +37,7 @@ __all__ = [
     "CHUNK_BYTES",
     "KEY_ID_BYTES",
     "Assembled",
+    "Assembler",
     "BlobsUnit",
     "CheckpointUnit",
     "Removal",
@@ -241,41 +242,64 @@ class Assembled:
     strays: int = 0
 
 
+class Assembler:
+    """Committed units from ``(offset, value)`` rows fed in offset order, a batch at a time.
+
+    The parts of a unit wait across batches for its commit record; a commit whose parts are
+    not all there, and parts beyond its count, are orphans for good.
+    """
+
+    def __init__(self) -> None:
+        self.strays = 0
+        self._lost: list[bytes] = []  # key ids of parts that can never be committed
+        self._parts: dict[bytes, dict[int, tuple[bytes, bytes]]] = {}
+
+    @property
+    def orphans(self) -> list[bytes]:
+        """Key ids of parts without a commit (so far: a later batch may commit some)."""
+        waiting = (k for parts in self._parts.values() for k, _ in parts.values())
+        return [*self._lost, *waiting]
+
+    def feed(self, rows: Iterable[tuple[int, bytes | None]]) -> list[StoredUnit]:
+        """The units ``rows`` commit, in offset order."""
+        units: list[StoredUnit] = []
+        parts = self._parts
+        head = len(_MAGIC) + 1 + KEY_ID_BYTES
+        for offset, value in rows:
+            if value is None or len(value) < head or not value.startswith(_MAGIC):
+                self.strays += 1
+                continue
+            kind = value[len(_MAGIC) : len(_MAGIC) + 1]
+            key_id = value[len(_MAGIC) + 1 : head]
+            if kind == _WHOLE:
+                units.append(StoredUnit(offset, (key_id,), value[head:]))
+                continue
+            if kind not in (_PART, _COMMIT) or len(value) < head + _PUT_ID_BYTES + 4:
+                self.strays += 1
+                continue
+            put_id = value[head : head + _PUT_ID_BYTES]
+            (number,) = _COUNT.unpack_from(value, head + _PUT_ID_BYTES)
+            chunk = value[head + _PUT_ID_BYTES + 4 :]
+            if kind == _PART:
+                parts.setdefault(put_id, {})[number] = (key_id, chunk)
+                continue
+            mine = parts.pop(put_id, {})
+            if any(i not in mine for i in range(number)):  # a part is missing: never complete
+                self._lost.extend(k for k, _ in mine.values())
+                self._lost.append(key_id)
+                continue
+            ordered = [mine.pop(i) for i in range(number)]
+            self._lost.extend(k for k, _ in mine.values())  # parts beyond the count
+            keys = (*(k for k, _ in ordered), key_id)
+            units.append(StoredUnit(offset, keys, b"".join([*(c for _, c in ordered), chunk])))
+        return units
+
+
 def assemble(rows: Iterable[tuple[int, bytes | None]]) -> Assembled:
     """Committed units from ``(offset, value)`` rows in offset order."""
-    out = Assembled()
-    parts: dict[bytes, dict[int, tuple[bytes, bytes]]] = {}
-    head = len(_MAGIC) + 1 + KEY_ID_BYTES
-    for offset, value in rows:
-        if value is None or len(value) < head or not value.startswith(_MAGIC):
-            out.strays += 1
-            continue
-        kind = value[len(_MAGIC) : len(_MAGIC) + 1]
-        key_id = value[len(_MAGIC) + 1 : head]
-        if kind == _WHOLE:
-            out.units.append(StoredUnit(offset, (key_id,), value[head:]))
-            continue
-        if kind not in (_PART, _COMMIT) or len(value) < head + _PUT_ID_BYTES + 4:
-            out.strays += 1
-            continue
-        put_id = value[head : head + _PUT_ID_BYTES]
-        (number,) = _COUNT.unpack_from(value, head + _PUT_ID_BYTES)
-        chunk = value[head + _PUT_ID_BYTES + 4 :]
-        if kind == _PART:
-            parts.setdefault(put_id, {})[number] = (key_id, chunk)
-            continue
-        mine = parts.pop(put_id, {})
-        if any(i not in mine for i in range(number)):  # a part is missing: never complete
-            out.orphans.extend(k for k, _ in mine.values())
-            out.orphans.append(key_id)
-            continue
-        ordered = [mine.pop(i) for i in range(number)]
-        out.orphans.extend(k for k, _ in mine.values())  # parts beyond the count
-        keys = (*(k for k, _ in ordered), key_id)
-        out.units.append(StoredUnit(offset, keys, b"".join([*(c for _, c in ordered), chunk])))
-    for leftover in parts.values():
-        out.orphans.extend(k for k, _ in leftover.values())
-    return out
+    assembler = Assembler()
+    units = assembler.feed(rows)
+    return Assembled(units, assembler.orphans, assembler.strays)
 
 
 # -- the index ------------------------------------------------------------------------------
@@ -304,17 +328,49 @@ _WriteEntry = tuple[str, str, Typed, str]  # task_id, channel, value, task_path
 
 
 class ThreadIndex:
-    """A thread's checkpoints, blobs and pending writes, folded from its units."""
+    """A thread's checkpoints, blobs and pending writes, folded from its records.
 
-    def __init__(self, assembled: Assembled) -> None:
-        self.orphans = list(assembled.orphans)
-        self.strays = assembled.strays
+    Rows are fed in offset order, a batch at a time (:meth:`feed`): folding the rows of two
+    batches gives what folding them at once gives, so a reader keeps one index per thread
+    and decodes only what was appended since.
+    """
+
+    def __init__(self) -> None:
+        self._assembler = Assembler()
+        self.next_offset = 0  # rows below it were fed
         self.bad_units = 0
         self.units: list[tuple[StoredUnit, Unit]] = []
         self.checkpoints: dict[str, dict[str, StoredCheckpoint]] = {}
         self._blobs: dict[tuple[str, str, Version], tuple[Typed, StoredUnit]] = {}
         self._writes: dict[tuple[str, str], dict[tuple[str, int], _WriteEntry]] = {}
-        for stored in assembled.units:
+
+    @classmethod
+    def of(cls, rows: Iterable[tuple[int, bytes | None]]) -> ThreadIndex:
+        """The index of ``rows`` (in offset order)."""
+        index = cls()
+        index.feed(rows)
+        return index
+
+    @property
+    def orphans(self) -> list[bytes]:
+        """Key ids of records of units never committed (see :class:`Assembler`)."""
+        return self._assembler.orphans
+
+    @property
+    def strays(self) -> int:
+        """Records that are not of this format."""
+        return self._assembler.strays
+
+    def feed(self, rows: Iterable[tuple[int, bytes | None]]) -> int:
+        """Fold ``rows`` (in offset order); those below :attr:`next_offset` were already.
+
+        Returns the bytes of the values folded.
+        """
+        new = [(offset, value) for offset, value in rows if offset >= self.next_offset]
+        if not new:
+            return 0
+        self.next_offset = new[-1][0] + 1
+        for stored in self._assembler.feed(new):
             try:
                 unit = decode_unit(stored.data)
             except ValueError:
@@ -322,6 +378,7 @@ class ThreadIndex:
                 continue
             self.units.append((stored, unit))
             self._add(stored, unit)
+        return sum(len(value or b"") for _, value in new)
 
     def _add(self, stored: StoredUnit, unit: Unit) -> None:
         if isinstance(unit, WritesUnit):

@@ -147,7 +147,7 @@ class AsyncKafkaSaver(BaseCheckpointSaver[str]):
     # -- reads ------------------------------------------------------------------------------
 
     async def _index(self, thread_id: str) -> ThreadIndex:
-        return ThreadIndex(await self._log.read(_thread_id(thread_id)))
+        return await self._log.read(_thread_id(thread_id))
 
     def _tuple(
         self, thread_id: str, index: ThreadIndex, found: StoredCheckpoint

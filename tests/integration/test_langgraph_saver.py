@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from typing import Any
 
@@ -88,6 +89,49 @@ async def test_a_5_mib_state_is_chunked_and_read_back_whole(
     assert found.pending_writes == [("task-1", "blob", big)]
     sizes = await _record_sizes(kafka_bootstrap, topic)
     assert len(sizes) > 10 and max(sizes) < MiB  # every record within the broker's limit
+
+
+async def test_warm_reads_fold_only_what_is_new_and_stay_right_under_concurrency(
+    kafka_bootstrap: str, kafka_topics: TopicFactory
+) -> None:
+    # Reads keep one index per thread and fold only records appended since. Concurrent reads
+    # while checkpoints are added see each put acknowledged before they began; a deletion
+    # (tombstones, which the view applies as a rewrite) makes the next read start over.
+    topic = kafka_topics("lg")
+    async with AsyncKafkaHistoryClient(kafka_bootstrap) as client:
+        saver = AsyncKafkaSaver(client, topic=topic, topic_settings=SMALL)
+        config = _config("t")
+        stored: list[Any] = []
+        for step in range(5):
+            checkpoint = _checkpoint({"n": step}, {"n": step + 1})
+            stored.append(await saver.aput(config, checkpoint, {"step": step}, {"n": step + 1}))
+        first = await saver.aget_tuple(_config("t"))
+        assert first is not None and first.metadata["step"] == 4
+
+        async def put(step: int) -> int:
+            checkpoint = _checkpoint({"n": step}, {"n": step + 1})
+            stored.append(await saver.aput(stored[-1], checkpoint, {"step": step}, {"n": step + 1}))
+            return step
+
+        async def read(known: int) -> int:
+            found = await saver.aget_tuple(_config("t"))
+            assert found is not None
+            assert found.checkpoint["channel_values"] == {"n": found.metadata["step"]}
+            assert found.metadata["step"] >= known
+            return int(found.metadata["step"])
+
+        for step in range(5, 25):
+            seen = await asyncio.gather(put(step), *(read(step - 1) for _ in range(4)))
+            assert max(seen[1:]) <= step
+        listed = [t.metadata["step"] async for t in saver.alist(_config("t"))]
+        assert listed == list(range(24, -1, -1))
+
+        await saver.adelete_for_runs([])  # nothing named: nothing goes
+        await saver.aprune(["t"], strategy="keep_latest")
+        after = [t.metadata["step"] async for t in saver.alist(_config("t"))]
+        assert after == [24]
+        newest = await saver.aget_tuple(_config("t"))
+        assert newest is not None and newest.checkpoint["channel_values"] == {"n": 24}
 
 
 async def test_records_of_another_format_in_the_topic_are_skipped(

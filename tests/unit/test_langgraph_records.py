@@ -46,7 +46,7 @@ def _rows(*units: object, chunk: int = CHUNK) -> list[tuple[int, bytes | None]]:
 
 
 def _index(rows: list[tuple[int, bytes | None]]) -> ThreadIndex:
-    return ThreadIndex(assemble(rows))
+    return ThreadIndex.of(rows)
 
 
 @pytest.mark.parametrize(
@@ -181,3 +181,54 @@ def test_a_removal_of_nothing_drops_only_what_nothing_needs() -> None:
     removal = index.removal([])
     assert removal.rehome == ()
     assert removal.tombstones == index.units[0][0].key_ids
+
+
+def _state(index: ThreadIndex) -> object:
+    """What an index answers, comparable between two indexes."""
+    return (
+        [(stored.offset, stored.key_ids, unit) for stored, unit in index.units],
+        {ns: {cid: c.unit for cid, c in by_id.items()} for ns, by_id in index.checkpoints.items()},
+        sorted(index.orphans),
+        index.strays,
+        index.bad_units,
+        [c.unit for c in index.newest_first(None)],
+        index.pending_writes("", "1"),
+        index.channel_values("", {"a": 2, "b": 1}),
+        index.removal([("", "1")]),
+    )
+
+
+def test_an_index_fed_in_batches_answers_as_one_fed_at_once() -> None:
+    # Whatever the cut between two reads (inside a chunked unit, before its commit, around
+    # strays, an orphan and a bad unit), folding the rows in two or three batches gives the
+    # index folding them at once gives, and rows fed twice are folded once.
+    big = CheckpointUnit("", "2", "1", ("bytes", os.urandom(2500)), ("json", b"{}"), {"a": 2}, ())
+    units = _rows(
+        _checkpoint("1", {"a": 1, "b": 1}, {"a": 1, "b": 1}),
+        WritesUnit("", "1", "t", "", ((0, "x", ("json", b"w")),)),
+        big,
+        _checkpoint("3", {"a": 2, "b": 1}, {"a": 2}),
+    )
+    torn = _rows(
+        CheckpointUnit("", "9", None, ("bytes", os.urandom(1500)), ("json", b"{}"), {}, ())
+    )
+    rows = [(0, b"not ours"), *[(o + 1, v) for o, v in units]]
+    rows += [
+        (len(rows), None),
+        (len(rows) + 1, torn[0][1]),
+        (len(rows) + 2, b"KLG\x01W" + b"k" * 8 + b"??"),
+    ]
+    whole = _state(ThreadIndex.of(rows))
+    cuts = range(len(rows) + 1)
+    for first in cuts:
+        for second in cuts[first:]:
+            index = ThreadIndex()
+            index.feed(rows[:first])
+            index.feed(rows[:second])  # again from the start: what it holds is skipped
+            index.feed(rows[second:])
+            assert _state(index) == whole, (first, second)
+    # A later batch completes a unit whose parts came before: not an orphan any more.
+    index = ThreadIndex.of(rows[: 1 + 3])  # the first parts of the chunked unit
+    assert index.orphans
+    index.feed(rows)
+    assert _state(index) == whole
