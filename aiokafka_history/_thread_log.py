@@ -28,9 +28,7 @@ from ._translate import Subject, is_access_error, translating
 __all__ = ["ThreadLog"]
 
 _PUT_ID_BYTES = 8
-_CACHE_BYTES = 64 * 1024 * 1024  # memory of the indexes kept between reads
-#: An index holds each unit's bytes and its decoded values: about twice the records' bytes.
-_HELD_PER_BYTE = 2
+_CACHE_BYTES = 64 * 1024 * 1024  # record bytes folded into the indexes kept between reads
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +38,7 @@ class _CachedIndex:
     index: ThreadIndex
     end: int  # the index holds every row of the thread below this offset
     tag: int
-    size: int  # about the memory it holds
+    size: int  # bytes of the records folded into it (its decoded values take about as much)
 
 
 class ThreadLog:
@@ -106,13 +104,13 @@ class ThreadLog:
         rows = ((r.offset, r.value) for r in fresh)
         if cached is None or whole:
             index = ThreadIndex()
-            size = _HELD_PER_BYTE * index.feed(rows)
+            size = index.feed(rows)
             self._cache.put(thread_id, _CachedIndex(index, end, tag, size))
             return index
         # The index folds only rows it does not hold: another read may have folded some of
         # these meanwhile, into the same index.
         index = cached.index
-        size = _HELD_PER_BYTE * index.feed(rows)
+        size = index.feed(rows)
         latest = self._cache.get(thread_id)
         if latest is not None and latest.index is index:  # not evicted nor rebuilt meanwhile
             entry = _CachedIndex(index, max(end, latest.end), tag, latest.size + size)

@@ -46,6 +46,7 @@ __all__ = [
     "ThreadIndex",
     "Typed",
     "Unit",
+    "UnitPlace",
     "Version",
     "WritesUnit",
     "assemble",
@@ -233,6 +234,17 @@ class StoredUnit:
     data: bytes
 
 
+@dataclass(frozen=True)
+class UnitPlace:
+    """Where an indexed unit is: its commit's offset and the key ids of its records.
+
+    The index keeps this rather than the unit's bytes: the decoded unit holds its values.
+    """
+
+    offset: int
+    key_ids: tuple[bytes, ...]
+
+
 @dataclass
 class Assembled:
     """What a thread's records add up to: committed units, orphan parts, strays."""
@@ -310,7 +322,7 @@ class StoredCheckpoint:
     """A checkpoint of the index and the unit that holds it."""
 
     unit: CheckpointUnit
-    stored: StoredUnit
+    stored: UnitPlace
 
 
 @dataclass(frozen=True)
@@ -339,9 +351,9 @@ class ThreadIndex:
         self._assembler = Assembler()
         self.next_offset = 0  # rows below it were fed
         self.bad_units = 0
-        self.units: list[tuple[StoredUnit, Unit]] = []
+        self.units: list[tuple[UnitPlace, Unit]] = []
         self.checkpoints: dict[str, dict[str, StoredCheckpoint]] = {}
-        self._blobs: dict[tuple[str, str, Version], tuple[Typed, StoredUnit]] = {}
+        self._blobs: dict[tuple[str, str, Version], tuple[Typed, UnitPlace]] = {}
         self._writes: dict[tuple[str, str], dict[tuple[str, int], _WriteEntry]] = {}
 
     @classmethod
@@ -376,11 +388,12 @@ class ThreadIndex:
             except ValueError:
                 self.bad_units += 1
                 continue
-            self.units.append((stored, unit))
-            self._add(stored, unit)
+            place = UnitPlace(stored.offset, stored.key_ids)
+            self.units.append((place, unit))
+            self._add(place, unit)
         return sum(len(value or b"") for _, value in new)
 
-    def _add(self, stored: StoredUnit, unit: Unit) -> None:
+    def _add(self, stored: UnitPlace, unit: Unit) -> None:
         if isinstance(unit, WritesUnit):
             mine = self._writes.setdefault((unit.ns, unit.checkpoint_id), {})
             for idx, channel, value in unit.writes:
@@ -457,7 +470,7 @@ class ThreadIndex:
                 if (ns, channel, version) in self._blobs
             )
         winners = {id(c.stored) for by_id in self.checkpoints.values() for c in by_id.values()}
-        keep: set[int] = set()  # units (by the id of their StoredUnit) that stay
+        keep: set[int] = set()  # units (by the id of their UnitPlace) that stay
         for stored, unit in self.units:
             if isinstance(unit, WritesUnit):
                 if (unit.ns, unit.checkpoint_id) in alive:

@@ -334,7 +334,9 @@ class AsyncKafkaSaver(BaseCheckpointSaver[str]):
         removal = index.removal(())  # what the source still uses, nothing else
         dropped = set(removal.tombstones)
         units = [
-            stored.data for stored, _ in index.units if not dropped.intersection(stored.key_ids)
+            encode_unit(unit)
+            for place, unit in index.units
+            if not dropped.intersection(place.key_ids)
         ]
         units.extend(encode_unit(unit) for unit in removal.rehome)
         await self._log.append(_thread_id(target_thread_id), units)
