@@ -110,7 +110,11 @@ class ThreadLog:
         # The index folds only rows it does not hold: another read may have folded some of
         # these meanwhile, into the same index.
         index = cached.index
-        size = index.feed(rows)
+        try:
+            size = index.feed(rows)
+        except BaseException:
+            self._cache.drop(thread_id)  # a fold that failed half-way must not be built on
+            raise
         latest = self._cache.get(thread_id)
         if latest is not None and latest.index is index:  # not evicted nor rebuilt meanwhile
             entry = _CachedIndex(index, max(end, latest.end), tag, latest.size + size)

@@ -161,29 +161,46 @@ def decode_unit(data: bytes) -> Unit:
 
         def take(kind: str, length: int) -> Typed:
             nonlocal position
+            if not isinstance(length, int) or length < 0:
+                raise TypeError("length")
             value = data[position : position + length]
             if len(value) != length:
                 raise ValueError("truncated unit")
             position += length
-            return (kind, value)
+            return (_text(kind), value)
 
         kind = header["u"]
         if kind == "cp":
             cp = take(*header["cp"])
             md = take(*header["md"])
-            blobs = tuple((c, v, take(t, n)) for c, v, t, n in header["blobs"])
+            blobs = tuple((_text(c), _version(v), take(t, n)) for c, v, t, n in header["blobs"])
             versions = header["versions"]
             if not isinstance(versions, dict):
                 raise TypeError("versions")
+            for channel, version in versions.items():
+                _text(channel), _version(version)
+            parent = header["parent"]
             unit: Unit = CheckpointUnit(
-                header["ns"], header["id"], header["parent"], cp, md, versions, blobs
+                _text(header["ns"]),
+                _text(header["id"]),
+                None if parent is None else _text(parent),
+                cp,
+                md,
+                versions,
+                blobs,
             )
         elif kind == "w":
-            writes = tuple((int(i), c, take(t, n)) for i, c, t, n in header["writes"])
-            unit = WritesUnit(header["ns"], header["id"], header["task"], header["path"], writes)
+            writes = tuple((_integer(i), _text(c), take(t, n)) for i, c, t, n in header["writes"])
+            unit = WritesUnit(
+                _text(header["ns"]),
+                _text(header["id"]),
+                _text(header["task"]),
+                _text(header["path"]),
+                writes,
+            )
         elif kind == "b":
-            blobs = tuple((c, v, take(t, n)) for c, v, t, n in header["blobs"])
-            unit = BlobsUnit(header["ns"], blobs)
+            blobs = tuple((_text(c), _version(v), take(t, n)) for c, v, t, n in header["blobs"])
+            unit = BlobsUnit(_text(header["ns"]), blobs)
         else:
             raise ValueError(f"unknown unit kind {kind!r}")
     except (KeyError, TypeError, struct.error, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -191,6 +208,24 @@ def decode_unit(data: bytes) -> Unit:
     if position != len(data):
         raise ValueError("trailing bytes after a checkpoint unit")
     return unit
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError("a text field")
+    return value
+
+
+def _integer(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError("an integer field")
+    return value
+
+
+def _version(value: object) -> Version:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise TypeError("a version")
+    return value
 
 
 # -- records --------------------------------------------------------------------------------

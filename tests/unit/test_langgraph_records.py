@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -73,6 +74,55 @@ def test_units_round_trip(unit: object) -> None:
 def test_a_broken_unit_is_a_value_error(data: bytes) -> None:
     with pytest.raises(ValueError):
         decode_unit(data)
+
+
+def _header(header: dict[str, object], payload: bytes = b"") -> bytes:
+    head = json.dumps(header).encode()
+    return len(head).to_bytes(4, "big") + head + payload
+
+
+_GOOD_CP: dict[str, object] = {
+    "u": "cp",
+    "ns": "",
+    "id": "1",
+    "parent": None,
+    "cp": ["json", 1],
+    "md": ["json", 1],
+    "versions": {"a": 1},
+    "blobs": [["a", 1, "json", 1]],
+}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"ns": ["x"]},
+        {"id": 7},
+        {"parent": {"p": 1}},
+        {"versions": {"a": [1]}},
+        {"versions": {"a": True}},
+        {"blobs": [[["a"], 1, "json", 1]]},
+        {"blobs": [["a", [1], "json", 1]]},
+        {"cp": [["json"], 1]},
+        {"cp": ["json", 1.5]},
+    ],
+)
+def test_a_unit_with_a_field_of_the_wrong_type_is_a_bad_unit_not_a_stopped_thread(
+    change: dict[str, object],
+) -> None:
+    # Another writer of the shared topic may put anything under a thread's keys: a unit
+    # whose header has a list where a name or a version goes is skipped like any bad unit
+    # (a TypeError from indexing it used to fail every read of the thread).
+    assert isinstance(decode_unit(_header(_GOOD_CP, b"abc")), CheckpointUnit)
+    bad = _header({**_GOOD_CP, **change}, b"abc")
+    with pytest.raises(ValueError):
+        decode_unit(bad)
+    rows = _rows(_checkpoint("1", {"a": 1}, {"a": 1}))
+    rows.append((len(rows), frame_unit(bad, [os.urandom(8)], b"")[0]))
+    rows += [(len(rows) + o, v) for o, v in _rows(_checkpoint("2", {"a": 2}, {"a": 2}))]
+    index = ThreadIndex.of(rows)
+    assert index.bad_units == 1
+    assert sorted(index.checkpoints[""]) == ["1", "2"]
 
 
 def test_a_large_unit_is_chunked_and_reassembled() -> None:
