@@ -302,8 +302,13 @@ class Assembler:
         self._parts: dict[bytes, dict[int, tuple[bytes, bytes]]] = {}
 
     @property
+    def lost(self) -> list[bytes]:
+        """Key ids of parts that can never be committed (their commit came without them)."""
+        return list(self._lost)
+
+    @property
     def orphans(self) -> list[bytes]:
-        """Key ids of parts without a commit (so far: a later batch may commit some)."""
+        """Key ids of parts without a commit: lost ones, and those still waiting for theirs."""
         waiting = (k for parts in self._parts.values() for k, _ in parts.values())
         return [*self._lost, *waiting]
 
@@ -485,7 +490,8 @@ class ThreadIndex:
         """Plan deleting the checkpoints ``(ns, checkpoint_id)`` and their writes.
 
         Also drops what nothing needs any more: checkpoints stored again later, writes of
-        deleted checkpoints, blobs no surviving checkpoint refers to, orphan parts. Blobs that
+        deleted checkpoints, blobs no surviving checkpoint refers to, parts of units that can
+        never be committed (not those of a put that may still be in flight). Blobs that
         surviving checkpoints still use and that sit in a unit being dropped are moved into
         a new unit first.
         """
@@ -526,6 +532,9 @@ class ThreadIndex:
         tombstones = [
             k for stored, _ in self.units if id(stored) not in keep for k in stored.key_ids
         ]
-        tombstones.extend(self.orphans)
+        # Parts that can never be committed go too; parts still waiting for their commit stay:
+        # the put may be in flight (a writer that died in the middle of one leaves its parts
+        # until the thread is deleted).
+        tombstones.extend(self._assembler.lost)
         units = tuple(BlobsUnit(ns, tuple(blobs)) for ns, blobs in rehome.items())
         return Removal(units, tuple(tombstones))

@@ -282,3 +282,23 @@ def test_an_index_fed_in_batches_answers_as_one_fed_at_once() -> None:
     assert index.orphans
     index.feed(rows)
     assert _state(index) == whole
+
+
+def test_a_prune_keeps_the_parts_of_a_put_that_may_still_be_in_flight() -> None:
+    # A prune planned while a large put has written its parts but not yet its commit must
+    # not tombstone those parts: the commit lands after, and the acknowledged put would be
+    # lost. Parts whose commit came without them can never be used: those go.
+    old = _checkpoint("1", {"a": 1}, {"a": 1})
+    big = CheckpointUnit("", "3", "2", ("bytes", os.urandom(2500)), old.metadata, {"a": 1}, ())
+    done = _rows(old, _checkpoint("2", {"a": 1}, {}))
+    in_flight = _rows(big)[:-1]  # its parts; the commit is not there yet
+    holed = _rows(big)
+    del holed[1]  # a commit whose second part is missing: never complete
+    rows = [*done, *((len(done) + o, v) for o, v in holed)]
+    rows += [(len(rows) + o, v) for o, v in in_flight]
+    index = ThreadIndex.of(rows)
+    waiting = {v[5:13] for _, v in in_flight if v is not None}  # their key ids
+    lost = {v[5:13] for _, v in holed if v is not None}
+    tombstones = set(index.removal([("", "1")]).tombstones)
+    assert lost <= tombstones
+    assert not waiting & tombstones
