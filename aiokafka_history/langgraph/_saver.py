@@ -8,6 +8,7 @@ import os
 import random
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
@@ -33,6 +34,7 @@ from .._thread_records import (
     CheckpointUnit,
     StoredCheckpoint,
     ThreadIndex,
+    Typed,
     WritesUnit,
     encode_unit,
 )
@@ -152,16 +154,17 @@ class AsyncKafkaSaver(BaseCheckpointSaver[str]):
     def _tuple(
         self, thread_id: str, index: ThreadIndex, found: StoredCheckpoint
     ) -> CheckpointTuple:
+        return self._decoded(thread_id, _Found.of(index, found))
+
+    def _decoded(self, thread_id: str, found: _Found) -> CheckpointTuple:
         unit = found.unit
         checkpoint: Checkpoint = self.serde.loads_typed(unit.checkpoint)
-        versions = checkpoint["channel_versions"]
         checkpoint["channel_values"] = {
-            channel: self.serde.loads_typed(value)
-            for channel, value in index.channel_values(unit.ns, versions).items()
+            channel: self.serde.loads_typed(value) for channel, value in found.values.items()
         }
         writes = [
             (task_id, channel, self.serde.loads_typed(value))
-            for task_id, channel, value in index.pending_writes(unit.ns, unit.checkpoint_id)
+            for task_id, channel, value in found.writes
         ]
         return CheckpointTuple(
             config=_config(thread_id, unit.ns, unit.checkpoint_id),
@@ -208,6 +211,9 @@ class AsyncKafkaSaver(BaseCheckpointSaver[str]):
         threads = [configurable["thread_id"]] if config else await self._log.threads()
         for thread_id in threads:
             index = await self._index(thread_id)
+            # What the thread holds now, taken before the first yield: the index is shared,
+            # and a read made while the caller holds an item may fold newer writes into it.
+            listed: list[_Found] = []
             for found in index.newest_first(ns):
                 cid = found.unit.checkpoint_id
                 if wanted_id and cid != wanted_id:
@@ -218,11 +224,15 @@ class AsyncKafkaSaver(BaseCheckpointSaver[str]):
                     metadata = self.serde.loads_typed(found.unit.metadata)
                     if not all(metadata.get(k) == v for k, v in filter.items()):
                         continue
-                yield self._tuple(thread_id, index, found)
-                if limit is not None:
-                    limit -= 1
-                    if limit <= 0:
-                        return
+                listed.append(_Found.of(index, found))
+                if limit is not None and len(listed) >= limit:
+                    break
+            for item in listed:
+                yield self._decoded(thread_id, item)
+            if limit is not None:
+                limit -= len(listed)
+                if limit <= 0:
+                    return
 
     # -- writes -----------------------------------------------------------------------------
 
@@ -379,6 +389,25 @@ class AsyncKafkaSaver(BaseCheckpointSaver[str]):
         else:
             number = int(current.split(".")[0])
         return f"{number + 1:032}.{random.random():016}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Found:
+    """A checkpoint with the stored values and pending writes it has at one moment."""
+
+    unit: CheckpointUnit
+    values: dict[str, Typed]
+    writes: list[tuple[str, str, Typed]]
+
+    @classmethod
+    def of(cls, index: ThreadIndex, found: StoredCheckpoint) -> _Found:
+        unit = found.unit
+        versions = unit.versions
+        return cls(
+            unit,
+            index.channel_values(unit.ns, versions),
+            index.pending_writes(unit.ns, unit.checkpoint_id),
+        )
 
 
 def _thread_id(thread_id: object) -> str:

@@ -134,6 +134,26 @@ async def test_warm_reads_fold_only_what_is_new_and_stay_right_under_concurrency
         assert newest is not None and newest.checkpoint["channel_values"] == {"n": 24}
 
 
+async def test_a_listing_shows_the_thread_as_it_was_when_it_began(
+    kafka_bootstrap: str, kafka_topics: TopicFactory
+) -> None:
+    # Reads share one index per thread; a read made while the caller holds the first item of
+    # `alist` folds a later write into it. The listing still shows what it began with.
+    topic = kafka_topics("lg")
+    async with AsyncKafkaHistoryClient(kafka_bootstrap) as client:
+        saver = AsyncKafkaSaver(client, topic=topic, topic_settings=SMALL)
+        older = await saver.aput(_config("t"), _checkpoint({"n": 1}, {"n": 1}), {"step": 1}, {})
+        await saver.aput(older, _checkpoint({"n": 2}, {"n": 2}), {"step": 2}, {})
+        listing = saver.alist(_config("t"))
+        first = await listing.__anext__()
+        await saver.aput_writes(older, [("n", "late")], "task-x")
+        assert (await saver.aget_tuple(older)).pending_writes == [("task-x", "n", "late")]  # type: ignore[union-attr]
+        second = await listing.__anext__()
+        assert [first.metadata["step"], second.metadata["step"]] == [2, 1]
+        assert second.pending_writes == []
+        assert [t.pending_writes async for t in saver.alist(older)] == [[("task-x", "n", "late")]]
+
+
 async def test_records_of_another_format_in_the_topic_are_skipped(
     kafka_bootstrap: str, kafka_topics: TopicFactory
 ) -> None:
