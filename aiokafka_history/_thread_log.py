@@ -28,7 +28,7 @@ from ._translate import Subject, is_access_error, translating
 __all__ = ["ThreadLog"]
 
 _PUT_ID_BYTES = 8
-_CACHE_BYTES = 64 * 1024 * 1024  # record bytes folded into the indexes kept between reads
+_CACHE_BYTES = 64 * 1024 * 1024  # memory of the indexes kept between reads (about)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +38,7 @@ class _CachedIndex:
     index: ThreadIndex
     end: int  # the index holds every row of the thread below this offset
     tag: int
-    size: int  # bytes of the records folded into it (its decoded values take about as much)
+    size: int  # about the memory it holds (see ThreadIndex.feed)
 
 
 class ThreadLog:

@@ -73,6 +73,9 @@ _WHOLE, _PART, _COMMIT = b"W", b"P", b"C"
 _COUNT = struct.Struct(">I")
 _HEADER_LEN = struct.Struct(">I")
 _EMPTY = "empty"  # LangGraph's marker of a channel without a value
+#: What an indexed unit costs beyond its bytes (its objects and the index's entries): 2.3 KB
+#: measured with tracemalloc for a checkpoint of 8 channels, 3 of them stored, and its writes.
+_UNIT_MEMORY = 3 * 1024
 
 
 # -- units ----------------------------------------------------------------------------------
@@ -416,12 +419,14 @@ class ThreadIndex:
     def feed(self, rows: Iterable[tuple[int, bytes | None]]) -> int:
         """Fold ``rows`` (in offset order); those below :attr:`next_offset` were already.
 
-        Returns the bytes of the values folded.
+        Returns about the memory the fold added: the values' bytes (the decoded units keep
+        their values) plus :data:`_UNIT_MEMORY` per unit.
         """
         new = [(offset, value) for offset, value in rows if offset >= self.next_offset]
         if not new:
             return 0
         self.next_offset = new[-1][0] + 1
+        units_before = len(self.units)
         for stored in self._assembler.feed(new):
             try:
                 unit = decode_unit(stored.data)
@@ -431,7 +436,8 @@ class ThreadIndex:
             place = UnitPlace(stored.offset, stored.key_ids)
             self.units.append((place, unit))
             self._add(place, unit)
-        return sum(len(value or b"") for _, value in new)
+        held = sum(len(value or b"") for _, value in new)
+        return held + _UNIT_MEMORY * (len(self.units) - units_before)
 
     def _add(self, stored: UnitPlace, unit: Unit) -> None:
         if isinstance(unit, WritesUnit):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
+import tracemalloc
 
 import pytest
 
@@ -302,3 +304,38 @@ def test_a_prune_keeps_the_parts_of_a_put_that_may_still_be_in_flight() -> None:
     tombstones = set(index.removal([("", "1")]).tombstones)
     assert lost <= tombstones
     assert not waiting & tombstones
+
+
+@pytest.mark.parametrize("value_bytes", [10, 2000])
+def test_what_feed_says_an_index_holds_is_not_less_than_what_it_holds(value_bytes: int) -> None:
+    # The saver's read cache is bounded by these estimates: small checkpoints cost far more
+    # in objects than in bytes (3.7x their records' bytes for 10-byte values).
+    units: list[object] = []
+    for step in range(300):
+        versions = {f"channel-{c}": step for c in range(8)}
+        blobs = {f"channel-{c}": step for c in range(3)}
+        checkpoint = _checkpoint(f"{step:08}", versions, {})
+        units.append(
+            CheckpointUnit(
+                "",
+                checkpoint.checkpoint_id,
+                None,
+                checkpoint.checkpoint,
+                checkpoint.metadata,
+                versions,
+                tuple((c, v, ("json", os.urandom(value_bytes))) for c, v in blobs.items()),
+            )
+        )
+        units.append(WritesUnit("", checkpoint.checkpoint_id, "t", "", ((0, "x", ("json", b"w")),)))
+    rows = _rows(*units)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        index = ThreadIndex()
+        said = index.feed(rows[: len(rows) // 2]) + index.feed(rows)
+        gc.collect()
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert said >= held, (said, held)
+    assert said <= 3 * held  # and not wildly more
