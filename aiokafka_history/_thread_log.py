@@ -21,7 +21,14 @@ from ._log_writes import raise_for_outcome, write_error
 from ._read_cache import ReadCache
 from ._shared_keys import check_session_id, message_key, partition_for
 from ._shared_log import SharedLayout
-from ._thread_records import KEY_ID_BYTES, ThreadIndex, frame_unit, record_count
+from ._thread_records import (
+    KEY_ID_BYTES,
+    StoredUnit,
+    ThreadIndex,
+    assemble,
+    frame_unit,
+    record_count,
+)
 from ._topic_log import MARGIN
 from ._translate import Subject, is_access_error, translating
 
@@ -120,6 +127,28 @@ class ThreadLog:
             entry = _CachedIndex(index, max(end, latest.end), tag, latest.size + size)
             self._cache.put(thread_id, entry)
         return index
+
+    async def units(self, thread_id: str) -> list[StoredUnit]:
+        """Every committed unit of ``thread_id`` with its bytes as stored, read afresh.
+
+        For copies: the cached index keeps decoded units, not their bytes.
+
+        Raises:
+            InvalidSessionIdError: ``thread_id`` is not a valid id.
+            SessionReadError: the view did not catch up within the read timeout.
+        """
+        raw = check_session_id(thread_id, "thread_id")
+        layout = self._layout
+        with translating("read", self._subject(thread_id), "reading"):
+            return await within(layout.timeouts.read + MARGIN, self._units(thread_id, raw))
+
+    async def _units(self, thread_id: str, raw: bytes) -> list[StoredUnit]:
+        layout = self._layout
+        transport = await layout.ready()
+        p = partition_for(raw, layout.partitions)
+        end = await layout.caught_up(transport, p)
+        _tag, _whole, rows = await layout.delta(thread_id, p, None, 0, end)
+        return assemble((r.offset, r.value) for r in rows).units
 
     async def threads(self) -> list[str]:
         """Every thread with records, sorted (reads every partition).

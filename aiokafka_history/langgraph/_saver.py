@@ -343,11 +343,12 @@ class AsyncKafkaSaver(BaseCheckpointSaver[str]):
         index = await self._index(source_thread_id)
         removal = index.removal(())  # what the source still uses, nothing else
         dropped = set(removal.tombstones)
-        units = [
-            encode_unit(unit)
-            for place, unit in index.units
-            if not dropped.intersection(place.key_ids)
-        ]
+        kept = {
+            place.key_ids for place, _ in index.units if not dropped.intersection(place.key_ids)
+        }
+        # Their bytes as stored (a newer version's unit keeps what this one does not know).
+        stored = await self._log.units(_thread_id(source_thread_id))
+        units = [unit.data for unit in stored if unit.key_ids in kept]
         units.extend(encode_unit(unit) for unit in removal.rehome)
         await self._log.append(_thread_id(target_thread_id), units)
 

@@ -154,6 +154,58 @@ async def test_a_listing_shows_the_thread_as_it_was_when_it_began(
         assert [t.pending_writes async for t in saver.alist(older)] == [[("task-x", "n", "late")]]
 
 
+async def test_a_copy_keeps_the_stored_bytes_of_units_this_version_does_not_fully_know(
+    kafka_bootstrap: str, kafka_topics: TopicFactory
+) -> None:
+    # A newer version may add header fields; a copy made by this one must not drop them.
+    from aiokafka_history._shared_keys import message_key
+    from aiokafka_history._thread_records import (
+        CheckpointUnit,
+        encode_unit,
+        frame_unit,
+    )
+
+    topic = kafka_topics("lg")
+    unit = CheckpointUnit("", "1", None, ("json", b"{}"), ("json", b"{}"), {}, ())
+    data = encode_unit(unit)
+    size = int.from_bytes(data[:4], "big")
+    header = data[4 : 4 + size].replace(b'{"u":"cp"', b'{"u":"cp","from_the_future":1', 1)
+    future = len(header).to_bytes(4, "big") + header + data[4 + size :]
+    async with AsyncKafkaHistoryClient(kafka_bootstrap) as client:
+        saver = AsyncKafkaSaver(client, topic=topic, topic_settings=SMALL)
+        await saver.setup()
+        key_id = os.urandom(8)
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+        await producer.start()
+        try:
+            await producer.send_and_wait(
+                topic,
+                frame_unit(future, [key_id], b"")[0],
+                key=message_key(b"src", key_id),
+                partition=(murmur2(b"src") & 0x7FFFFFFF) % SMALL.partition,
+            )
+        finally:
+            await producer.stop()
+        assert (await saver.aget_tuple(_config("src"))) is not None
+        await saver.acopy_thread("src", "dst")
+        assert (await saver.aget_tuple(_config("dst"))) is not None
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    try:
+        seen: list[bytes] = []
+        for _ in range(20):  # the topic holds a few records: 10 s at most
+            if len(seen) >= 2:
+                break
+            for rows in (await consumer.getmany(timeout_ms=500)).values():
+                seen.extend(r.value for r in rows if r.value and b"from_the_future" in r.value)
+    finally:
+        await consumer.stop()
+    assert len(seen) == 2  # the original and its copy, byte for byte the same unit
+    assert seen[0][13:] == seen[1][13:]
+
+
 async def test_records_of_another_format_in_the_topic_are_skipped(
     kafka_bootstrap: str, kafka_topics: TopicFactory
 ) -> None:
