@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from aiokafka.errors import KafkaError
 
@@ -21,6 +22,7 @@ from ._log_writes import raise_for_outcome, write_error
 from ._read_cache import ReadCache
 from ._shared_keys import check_session_id, message_key, partition_for
 from ._shared_log import SharedLayout
+from ._sqlite_view import Row
 from ._thread_records import (
     KEY_ID_BYTES,
     StoredUnit,
@@ -33,6 +35,8 @@ from ._topic_log import MARGIN
 from ._translate import Subject, is_access_error, translating
 
 __all__ = ["ThreadLog"]
+
+T = TypeVar("T")
 
 _PUT_ID_BYTES = 8
 _CACHE_BYTES = 64 * 1024 * 1024  # memory of the indexes kept between reads (about)
@@ -88,26 +92,50 @@ class ThreadLog:
             InvalidSessionIdError: ``thread_id`` is not a valid id.
             SessionReadError: the view did not catch up within the read timeout.
         """
+        return await self._reading(thread_id, self._index)
+
+    async def units(self, thread_id: str) -> list[StoredUnit]:
+        """Every committed unit of ``thread_id`` with its bytes as stored, read afresh.
+
+        For copies: the cached index keeps decoded units, not their bytes.
+
+        Raises:
+            InvalidSessionIdError: ``thread_id`` is not a valid id.
+            SessionReadError: the view did not catch up within the read timeout.
+        """
+        return await self._reading(thread_id, self._units)
+
+    async def _reading(self, thread_id: str, read: Callable[[str, bytes], Awaitable[T]]) -> T:
         raw = check_session_id(thread_id, "thread_id")
         layout = self._layout
         with translating("read", self._subject(thread_id), "reading"):
-            return await within(layout.timeouts.read + MARGIN, self._index(thread_id, raw))
+            return await within(layout.timeouts.read + MARGIN, read(thread_id, raw))
 
-    async def _index(self, thread_id: str, raw: bytes) -> ThreadIndex:
+    async def _rows(
+        self, thread_id: str, raw: bytes, cached: _CachedIndex | None
+    ) -> tuple[int, int, bool, list[Row]]:
+        """``(end, tag, whole, rows)``: the thread's rows after ``cached`` (all without it).
+
+        ``end`` is the partition's end offset, which the view has applied; ``whole`` says
+        that the view removed rows of the partition since ``cached`` (a tombstone, a clear,
+        retention: the layout's own rewrite count ``tag``), so ``rows`` are all of them.
+        """
         layout = self._layout
         transport = await layout.ready()
         p = partition_for(raw, layout.partitions)
         end = await layout.caught_up(transport, p)
-        # Only the rows after the cached index, unless the view removed rows of the partition
-        # since (a tombstone, a clear, retention): the layout's own rewrite count says so.
-        cached = self._cache.get(thread_id)
-        tag, whole, fresh = await layout.delta(
+        tag, whole, rows = await layout.delta(
             thread_id,
             p,
             None if cached is None else cached.tag,
             0 if cached is None else cached.end,
             end,
         )
+        return end, tag, whole, rows
+
+    async def _index(self, thread_id: str, raw: bytes) -> ThreadIndex:
+        cached = self._cache.get(thread_id)
+        end, tag, whole, fresh = await self._rows(thread_id, raw, cached)
         rows = ((r.offset, r.value) for r in fresh)
         if cached is None or whole:
             index = ThreadIndex()
@@ -128,26 +156,8 @@ class ThreadLog:
             self._cache.put(thread_id, entry)
         return index
 
-    async def units(self, thread_id: str) -> list[StoredUnit]:
-        """Every committed unit of ``thread_id`` with its bytes as stored, read afresh.
-
-        For copies: the cached index keeps decoded units, not their bytes.
-
-        Raises:
-            InvalidSessionIdError: ``thread_id`` is not a valid id.
-            SessionReadError: the view did not catch up within the read timeout.
-        """
-        raw = check_session_id(thread_id, "thread_id")
-        layout = self._layout
-        with translating("read", self._subject(thread_id), "reading"):
-            return await within(layout.timeouts.read + MARGIN, self._units(thread_id, raw))
-
     async def _units(self, thread_id: str, raw: bytes) -> list[StoredUnit]:
-        layout = self._layout
-        transport = await layout.ready()
-        p = partition_for(raw, layout.partitions)
-        end = await layout.caught_up(transport, p)
-        _tag, _whole, rows = await layout.delta(thread_id, p, None, 0, end)
+        _end, _tag, _whole, rows = await self._rows(thread_id, raw, None)
         return assemble((r.offset, r.value) for r in rows).units
 
     async def threads(self) -> list[str]:
