@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import difflib
 import functools
+import inspect
 import ssl
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypedDict
 
@@ -20,7 +21,6 @@ __all__ = [
     "KafkaSettings",
     "TopicSettings",
     "check_kafka_options",
-    "kafka_settings",
     "topic_settings",
 ]
 
@@ -137,20 +137,21 @@ class KafkaSettings:
         }
 
 
-def check_kafka_options(options: Mapping[str, Any], *, parameters: Iterable[str] = ()) -> None:
-    """Refuse a name in a constructor's ``**kafka_options`` that is no :class:`KafkaOptions` key.
+def check_kafka_options(options: Mapping[str, Any], *, of: Callable[..., object]) -> None:
+    """Refuse a name in ``**kafka_options`` that is no :class:`KafkaOptions` key.
 
-    A misspelt option must neither pass silently nor surface as a ``TypeError`` about an
-    internal class. Only names are shown, never values (one may be a password).
+    ``of`` is what the options were passed to (a class's ``__init__``, a factory): its own
+    keyword names are suggested too. A misspelt option must neither pass silently nor
+    surface as a ``TypeError`` about an internal class. Only names are shown, never values
+    (one may be a password).
 
     Raises:
-        ConfigurationError: names the unknown option and the closest known name among the
-            options and the constructor's own ``parameters``.
+        ConfigurationError: names the unknown option and the closest known name.
     """
     known = KafkaOptions.__optional_keys__
     for name in options:
         if name not in known:
-            close = difflib.get_close_matches(name, [*sorted(known), *parameters], n=1)
+            close = difflib.get_close_matches(name, [*sorted(known), *_keywords(of)], n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ConfigurationError(
                 f"unknown option {name!r}{hint}: keyword arguments are the constructor's "
@@ -158,20 +159,13 @@ def check_kafka_options(options: Mapping[str, Any], *, parameters: Iterable[str]
             )
 
 
-def kafka_settings(
-    bootstrap_servers: str | list[str],
-    options: Mapping[str, Any],
-    *,
-    parameters: Iterable[str] = (),
-) -> KafkaSettings:
-    """:class:`KafkaSettings` from a constructor's ``**kafka_options``.
-
-    Raises:
-        ConfigurationError: an unknown option (:func:`check_kafka_options`), or a value
-            :class:`KafkaSettings` refuses.
-    """
-    check_kafka_options(options, parameters=parameters)
-    return KafkaSettings(bootstrap_servers, **options)
+def _keywords(of: Callable[..., object]) -> list[str]:
+    """The names ``of`` takes by keyword (not ``self``/``cls``, not ``*args``/``**kwargs``)."""
+    return [
+        p.name
+        for p in inspect.signature(of).parameters.values()
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in ("self", "cls")
+    ]
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ not histories. It belongs to the event loop it is first used in (its home loop).
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import os
 import warnings
@@ -16,7 +15,7 @@ from collections.abc import Callable
 from aiokafka.errors import KafkaConnectionError, KafkaError
 from typing_extensions import Unpack
 
-from ._config import KafkaOptions, TopicSettings, kafka_settings
+from ._config import KafkaOptions, KafkaSettings, TopicSettings, check_kafka_options
 from ._errors import ConfigurationError, EventLoopError, HistoryClosedError
 from ._lifecycle import Closeable
 from ._naming import TopicNaming, check_topic_name
@@ -73,9 +72,8 @@ class Engine(Closeable):
         read_cache = check_cache_size(read_cache_bytes)
         if isinstance(max_readers, bool) or not isinstance(max_readers, int) or max_readers < 1:
             raise ConfigurationError(f"max_readers must be an int >= 1, got {max_readers!r}")
-        self.settings = kafka_settings(
-            bootstrap_servers, kafka_options, parameters=_ENGINE_PARAMETERS
-        )
+        check_kafka_options(kafka_options, of=type(self).__init__)
+        self.settings = KafkaSettings(bootstrap_servers, **kafka_options)
         self.naming = TopicNaming(topic_prefix, encode_session_ids)
         self.timeouts = LogTimeouts(
             read=read_timeout,
@@ -350,7 +348,3 @@ class Engine(Closeable):
     def _check_open(self) -> None:
         if self._closed:
             raise HistoryClosedError(f"{type(self).__name__} is closed")
-
-
-# The engine's own keyword parameters: suggestions for a misspelt option.
-_ENGINE_PARAMETERS = tuple(inspect.signature(Engine.__init__).parameters)[1:-1]

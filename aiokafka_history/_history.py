@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Literal
@@ -19,12 +18,7 @@ from ._session_handle import SessionHandle, own_or_shared
 from ._session_log import StartPosition
 from ._tail import MessageTail
 
-__all__ = [
-    "HISTORY_PARAMETERS",
-    "AsyncKafkaChatMessageHistory",
-    "MessagesMode",
-    "StartPosition",
-]
+__all__ = ["AsyncKafkaChatMessageHistory", "MessagesMode", "StartPosition"]
 
 MessagesMode = Literal["last_consumed", "full"]
 """What ``messages`` / ``aget_messages()`` return: new messages since the last read, or all."""
@@ -130,7 +124,7 @@ class AsyncKafkaChatMessageHistory(  # type: ignore[override]
             topic_prefix,
             encode_session_ids,
             kafka_options,
-            parameters=HISTORY_PARAMETERS,
+            of=type(self).__init__,
         )
         self.messages_mode: MessagesMode = messages_mode
         self._attach(engine, owns, session_id, settings, consumer_group)
@@ -318,10 +312,3 @@ class AsyncKafkaChatMessageHistory(  # type: ignore[override]
         """
         self._check_open()
         return await self._log.delete()
-
-
-# The history's own keyword parameters (the blocking twin has the same): suggestions for a
-# misspelt option.
-HISTORY_PARAMETERS = tuple(inspect.signature(AsyncKafkaChatMessageHistory.__init__).parameters)[
-    2:-1
-]

@@ -8,7 +8,7 @@ twins onto the client's loop. The LangChain history builds its methods on top of
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from ._config import KafkaOptions, TopicSettings, check_kafka_options
@@ -29,15 +29,15 @@ def own_or_shared(
     topic_prefix: str,
     encode_session_ids: bool,
     kafka_options: KafkaOptions,
-    parameters: Iterable[str],
+    of: Callable[..., object],
 ) -> tuple[Engine, bool]:
     """The shared ``client``, or a private one made from the options: (engine, owned).
 
     Raises:
         ConfigurationError: neither was given, or both, or an unknown option (suggesting the
-            closest of ``parameters``, the caller's own keyword names).
+            closest keyword name of ``of``, what the caller's user called).
     """
-    check_kafka_options(kafka_options, parameters=parameters)
+    check_kafka_options(kafka_options, of=of)
     if client is None:
         if bootstrap_servers is None:
             raise ConfigurationError("pass bootstrap_servers, or client= to share one")

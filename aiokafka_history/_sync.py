@@ -25,7 +25,7 @@ from typing_extensions import Unpack
 from ._client import AsyncKafkaHistoryClient
 from ._config import DEFAULT_TTL_MS, KafkaOptions, TopicSettings, check_kafka_options
 from ._errors import ConfigurationError, EventLoopError, HistoryClosedError
-from ._history import HISTORY_PARAMETERS, MessagesMode
+from ._history import MessagesMode
 from ._lifecycle import Closeable
 from ._portal import LoopThread
 from ._read_cache import DEFAULT_READ_CACHE_BYTES
@@ -281,7 +281,7 @@ class KafkaChatMessageHistory(Closeable, BaseChatMessageHistory):
     ) -> None:
         self._closed = True
         self._owns_client = client is None
-        check_kafka_options(kafka_options, parameters=HISTORY_PARAMETERS)
+        check_kafka_options(kafka_options, of=type(self).__init__)
         if client is None:
             if bootstrap_servers is None:
                 raise ConfigurationError("pass bootstrap_servers, or client= to share one")

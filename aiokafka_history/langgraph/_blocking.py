@@ -5,7 +5,6 @@ from __future__ import annotations
 import builtins
 import contextlib
 import copy
-import inspect
 import os
 from collections.abc import AsyncIterator, Collection, Iterator, Sequence
 from typing import Any
@@ -88,7 +87,7 @@ class KafkaSaver(BaseCheckpointSaver[str]):
         Raises:
             ConfigurationError: an option breaks a rule, or is unknown.
         """
-        check_kafka_options(kafka_options, parameters=_FROM_CONN_STRING_PARAMETERS)
+        check_kafka_options(kafka_options, of=cls.from_conn_string)
         with KafkaHistoryClient(
             bootstrap_servers,
             read_timeout=read_timeout,
@@ -239,8 +238,3 @@ class KafkaSaver(BaseCheckpointSaver[str]):
     async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         """:meth:`prune` awaited from another event loop."""
         await self.client.acall(self._prune, thread_ids, strategy)
-
-
-# from_conn_string's own keyword parameters: suggestions for a misspelt option (not the
-# client's, which would point at options of the chat layout).
-_FROM_CONN_STRING_PARAMETERS = tuple(inspect.signature(KafkaSaver.from_conn_string).parameters)[:-1]

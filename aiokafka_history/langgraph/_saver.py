@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import inspect
 import os
 import random
 import uuid
@@ -120,7 +119,7 @@ class AsyncKafkaSaver(BaseCheckpointSaver[str]):
         Raises:
             ConfigurationError: an option breaks a rule, or is unknown.
         """
-        check_kafka_options(kafka_options, parameters=_FROM_CONN_STRING_PARAMETERS)
+        check_kafka_options(kafka_options, of=cls.from_conn_string)
         async with AsyncKafkaHistoryClient(
             bootstrap_servers,
             read_timeout=read_timeout,
@@ -440,10 +439,3 @@ def _config(thread_id: str, ns: str, checkpoint_id: str) -> RunnableConfig:
             "checkpoint_id": checkpoint_id,
         }
     }
-
-
-# from_conn_string's own keyword parameters: suggestions for a misspelt option (not the
-# client's, which would point at options of the chat layout).
-_FROM_CONN_STRING_PARAMETERS = tuple(
-    inspect.signature(AsyncKafkaSaver.from_conn_string).parameters
-)[:-1]
