@@ -25,9 +25,9 @@ from ._shared_log import SharedLayout
 from ._sqlite_view import Row
 from ._thread_records import (
     KEY_ID_BYTES,
+    Assembler,
     StoredUnit,
     ThreadIndex,
-    assemble,
     frame_unit,
     record_count,
 )
@@ -158,7 +158,7 @@ class ThreadLog:
 
     async def _units(self, thread_id: str, raw: bytes) -> list[StoredUnit]:
         _end, _tag, _whole, rows = await self._rows(thread_id, raw, None)
-        return assemble((r.offset, r.value) for r in rows).units
+        return Assembler().feed((r.offset, r.value) for r in rows)
 
     async def threads(self) -> list[str]:
         """Every thread with records, sorted (reads every partition).

@@ -30,13 +30,12 @@ from __future__ import annotations
 import json
 import struct
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
     "CHUNK_BYTES",
     "KEY_ID_BYTES",
-    "Assembled",
     "Assembler",
     "BlobsUnit",
     "CheckpointUnit",
@@ -49,7 +48,6 @@ __all__ = [
     "UnitPlace",
     "Version",
     "WritesUnit",
-    "assemble",
     "decode_unit",
     "encode_unit",
     "frame_unit",
@@ -181,7 +179,8 @@ def decode_unit(data: bytes) -> Unit:
             if not isinstance(versions, dict):
                 raise TypeError("versions")
             for channel, version in versions.items():
-                _text(channel), _version(version)
+                _text(channel)
+                _version(version)
             parent = header["parent"]
             unit: Unit = CheckpointUnit(
                 _text(header["ns"]),
@@ -283,15 +282,6 @@ class UnitPlace:
     key_ids: tuple[bytes, ...]
 
 
-@dataclass
-class Assembled:
-    """What a thread's records add up to: committed units, orphan parts, strays."""
-
-    units: list[StoredUnit] = field(default_factory=list)
-    orphans: list[bytes] = field(default_factory=list)  # key ids of parts without a commit
-    strays: int = 0
-
-
 class Assembler:
     """Committed units from ``(offset, value)`` rows fed in offset order, a batch at a time.
 
@@ -348,13 +338,6 @@ class Assembler:
             keys = (*(k for k, _ in ordered), key_id)
             units.append(StoredUnit(offset, keys, b"".join([*(c for _, c in ordered), chunk])))
         return units
-
-
-def assemble(rows: Iterable[tuple[int, bytes | None]]) -> Assembled:
-    """Committed units from ``(offset, value)`` rows in offset order."""
-    assembler = Assembler()
-    units = assembler.feed(rows)
-    return Assembled(units, assembler.orphans, assembler.strays)
 
 
 # -- the index ------------------------------------------------------------------------------

@@ -10,11 +10,11 @@ import tracemalloc
 import pytest
 
 from aiokafka_history._thread_records import (
+    Assembler,
     BlobsUnit,
     CheckpointUnit,
     ThreadIndex,
     WritesUnit,
-    assemble,
     decode_unit,
     encode_unit,
     frame_unit,
@@ -134,10 +134,11 @@ def test_a_large_unit_is_chunked_and_reassembled() -> None:
     )
     rows = _rows(big)
     assert len(rows) == 6  # 5 parts and the commit
-    out = assemble(rows)
-    assert [decode_unit(u.data) for u in out.units] == [big]
-    assert len(out.units[0].key_ids) == 6
-    assert out.orphans == []
+    assembler = Assembler()
+    units = assembler.feed(rows)
+    assert [decode_unit(u.data) for u in units] == [big]
+    assert len(units[0].key_ids) == 6
+    assert assembler.orphans == []
 
 
 def test_parts_without_their_commit_are_orphans_and_hide_nothing() -> None:
@@ -161,8 +162,9 @@ def test_strays_are_skipped() -> None:
         (1, None),
         *((o + 2, v) for o, v in _rows(_checkpoint("1", {}, {}))),
     ]
-    out = assemble(rows)
-    assert out.strays == 2 and len(out.units) == 1
+    assembler = Assembler()
+    units = assembler.feed(rows)
+    assert assembler.strays == 2 and len(units) == 1
 
 
 def test_unchanged_channels_resolve_to_earlier_blobs() -> None:
