@@ -150,6 +150,19 @@ class TopicLayout:
                     raise
                 await asyncio.sleep(0.05)
 
+    async def _wait_gone(self, transport: Transport, topic: str) -> None:
+        """Wait until a lookup misses ``topic`` (bounded by the caller's admin timeout).
+
+        A broker answers a deletion before its metadata says so; ``session_exists`` right
+        after ``delete_session`` must say False.
+        """
+        while True:
+            try:
+                await transport.admin.describe(topic)
+            except TopicMissingError:
+                return
+            await asyncio.sleep(0.05)
+
     # -- sessions ---------------------------------------------------------------------------
 
     async def sessions(self) -> list[str]:
@@ -177,7 +190,10 @@ class TopicLayout:
 
         async def delete(transport: Transport, topic: str) -> bool:
             self.cache.drop(topic)
-            return await transport.admin.delete_topic(topic)
+            if not await transport.admin.delete_topic(topic):
+                return False
+            await self._wait_gone(transport, topic)
+            return True
 
         return await self._on_topic(session_id, "deleting", delete)
 
